@@ -1,0 +1,43 @@
+# The one place that knows which runtime it is on: CPython, the MicroPython
+# Unix port, or MicroPython on a board. Everything else imports from here.
+# Feature detection only (try/except ImportError), never sys.implementation.
+
+try:
+    from micropython import const
+except ImportError:  # CPython
+
+    def const(value):
+        return value
+
+
+try:
+    from time import sleep_ms, ticks_add, ticks_diff, ticks_ms
+except ImportError:  # CPython: emulate MicroPython's 30-bit wrapping millisecond ticks
+    import time as _time
+
+    _TICKS_PERIOD = 1 << 30
+    _TICKS_HALF = _TICKS_PERIOD // 2
+
+    def ticks_ms():
+        return int(_time.monotonic() * 1000) & (_TICKS_PERIOD - 1)
+
+    def ticks_add(ticks, delta):
+        return (ticks + delta) & (_TICKS_PERIOD - 1)
+
+    def ticks_diff(end, start):
+        # Signed distance on the wrapping tick circle, as MicroPython defines it.
+        return ((end - start + _TICKS_HALF) & (_TICKS_PERIOD - 1)) - _TICKS_HALF
+
+    def sleep_ms(ms):
+        _time.sleep(ms / 1000)
+
+
+try:
+    from gc import mem_alloc, mem_free
+except ImportError:  # CPython has no fixed heap to report
+
+    def mem_alloc():
+        return 0
+
+    def mem_free():
+        return -1

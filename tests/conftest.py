@@ -1,0 +1,166 @@
+"""Test harness: a private mosquitto per run, and every test in
+tests/portable/ run twice, in-process on CPython and as a `micropython`
+process on the Unix port (and, where a module asks, under a board-sized heap)."""
+
+import ast
+import os
+import sys
+import uuid
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+for path in (os.path.join(ROOT, "lib"), os.path.join(HERE, "portable"), HERE, ROOT):
+    if path not in sys.path:
+        sys.path.insert(0, path)
+
+from harness import micropython  # noqa: E402
+from harness.broker import Mosquitto  # noqa: E402
+
+MICROPYTHON_TIMEOUT_S = 300
+
+
+# ---- brokers ---------------------------------------------------------------
+
+_shared = {}
+
+
+def shared_broker():
+    """One broker for the whole run, for tests that do not stop it."""
+    if "broker" not in _shared:
+        _shared["broker"] = Mosquitto().start()
+    return _shared["broker"]
+
+
+def pytest_sessionfinish(session, exitstatus):
+    broker = _shared.pop("broker", None)
+    if broker:
+        broker.close()
+
+
+def _attach_logs(item, brokers):
+    item.stash.setdefault(_BROKERS, []).extend(brokers)
+
+
+_BROKERS = pytest.StashKey()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    if report.failed:
+        for broker in item.stash.get(_BROKERS, []):
+            report.sections.append(("mosquitto log (port %d)" % broker.port, broker.log()[-20000:]))
+    return report
+
+
+@pytest.fixture
+def broker(request):
+    """The shared broker (never stop it in a test: use make_broker)."""
+    b = shared_broker()
+    _attach_logs(request.node, [b])
+    return b
+
+
+@pytest.fixture
+def make_broker(request):
+    """Factory of private brokers, for tests that stop, kill or pause one."""
+    made = []
+
+    def make(**kwargs):
+        b = Mosquitto(**kwargs).start()
+        made.append(b)
+        _attach_logs(request.node, [b])
+        return b
+
+    yield make
+    for b in made:
+        b.close()
+
+
+@pytest.fixture(autouse=True)
+def _portable_environment(request, monkeypatch):
+    if os.path.dirname(str(request.node.fspath)) == os.path.join(HERE, "portable"):
+        b = shared_broker()
+        _attach_logs(request.node, [b])
+        monkeypatch.setenv("TEST_BROKER_PORT", str(b.port))
+        monkeypatch.setenv("TEST_UNIQUE", uuid.uuid4().hex[:12])
+
+
+# ---- the same tests on the MicroPython Unix port ---------------------------
+
+
+def _test_functions(path):
+    with open(path) as f:
+        tree = ast.parse(f.read())
+    names = [n.name for n in tree.body if isinstance(n, ast.FunctionDef) and n.name.startswith("test_")]
+    small_heap = any(
+        isinstance(n, ast.Assign)
+        and any(isinstance(t, ast.Name) and t.id == "SMALL_HEAP" for t in n.targets)
+        and isinstance(n.value, ast.Constant)
+        and n.value.value is True
+        for n in tree.body
+    )
+    return names, small_heap
+
+
+class MicroPythonFile(pytest.File):
+    def collect(self):
+        names, small_heap = _test_functions(self.path)
+        variants = [("unix", None)]
+        if small_heap:
+            variants.append(("unix-esp32heap", micropython.HEAP_ESP32))
+        for variant, heapsize in variants:
+            for name in names:
+                yield MicroPythonItem.from_parent(
+                    self, name="%s[%s]" % (name, variant), test_name=name, heapsize=heapsize
+                )
+
+
+class MicroPythonItem(pytest.Item):
+    def __init__(self, *, test_name, heapsize, **kwargs):
+        super().__init__(**kwargs)
+        self.test_name = test_name
+        self.heapsize = heapsize
+
+    def runtest(self):
+        b = shared_broker()
+        _attach_logs(self, [b])
+        env = {"TEST_BROKER_PORT": str(b.port), "TEST_UNIQUE": uuid.uuid4().hex[:12]}
+        result = micropython.run(
+            ["tests/portable/run_one.py", self.path.stem, self.test_name],
+            heapsize=self.heapsize,
+            env=env,
+            timeout=MICROPYTHON_TIMEOUT_S,
+        )
+        last = result.stdout.strip().splitlines()[-1:] or [""]
+        if result.returncode == 0 and last[0].startswith("SKIP"):
+            pytest.skip(last[0][5:])
+        if result.returncode != 0 or last[0] != "PASS":
+            raise MicroPythonFailure(result)
+
+    def repr_failure(self, excinfo):
+        if isinstance(excinfo.value, MicroPythonFailure):
+            r = excinfo.value.result
+            return "micropython exited %d\n--- stdout\n%s\n--- stderr\n%s" % (r.returncode, r.stdout, r.stderr)
+        return super().repr_failure(excinfo)
+
+    def reportinfo(self):
+        return self.path, None, self.name
+
+
+class MicroPythonFailure(Exception):
+    def __init__(self, result):
+        super().__init__(result.stdout)
+        self.result = result
+
+
+def pytest_collect_file(parent, file_path):
+    if (
+        file_path.suffix == ".py"
+        and file_path.name.startswith("test_")
+        and str(file_path.parent) == os.path.join(HERE, "portable")
+    ):
+        return MicroPythonFile.from_parent(parent, path=file_path)
+    return None

