@@ -41,3 +41,97 @@ except ImportError:  # CPython has no fixed heap to report
 
     def mem_free():
         return -1
+
+
+# ---- sockets ------------------------------------------------------------
+# MicroPython streams have write(buf, off, n) and readinto(buf, n), which
+# allocate nothing and return None when a non-blocking socket would block.
+# CPython sockets have send / recv_into and raise instead. These helpers
+# give both runtimes MicroPython's shape.
+
+import select
+import socket
+
+_EAGAIN = (11, 35)  # Linux, BSD/macOS
+_IPPROTO_TCP = const(6)
+_TCP_NODELAY = const(1)
+
+POLLIN = select.POLLIN
+POLLOUT = select.POLLOUT
+
+if hasattr(socket.socket, "recv_into"):  # CPython
+    import ssl as _ssl
+
+    def socket_write(sock, buf, offset, length):
+        try:
+            return sock.send(memoryview(buf)[offset : offset + length])
+        except (BlockingIOError, _ssl.SSLWantWriteError, _ssl.SSLWantReadError):
+            return None
+
+    def socket_readinto(sock, buf, length):
+        try:
+            return sock.recv_into(buf, length)
+        except (BlockingIOError, _ssl.SSLWantReadError, _ssl.SSLWantWriteError):
+            return None
+
+    def poll_ready(poller, sock, timeout_ms):
+        # Bytes already decrypted by the TLS layer do not make the socket readable.
+        if getattr(sock, "pending", None) and sock.pending():
+            return True
+        return bool(poller.poll(timeout_ms))
+
+else:  # MicroPython
+
+    def socket_write(sock, buf, offset, length):
+        try:
+            return sock.write(buf, offset, length)
+        except OSError as e:
+            if e.errno in _EAGAIN:
+                return None
+            raise
+
+    def socket_readinto(sock, buf, length):
+        try:
+            return sock.readinto(buf, length)
+        except OSError as e:
+            if e.errno in _EAGAIN:
+                return None
+            raise
+
+    def poll_ready(poller, sock, timeout_ms):
+        for _ in poller.ipoll(timeout_ms):  # ipoll reuses its tuple: no allocation
+            return True
+        return False
+
+
+_ETIMEDOUT = (110, 116, 60)  # Linux, lwIP (ESP32, RP2040), BSD/macOS
+
+
+def is_timeout(error):
+    """True for a socket timeout on any runtime (CPython raises TimeoutError
+    without an errno; MicroPython raises OSError(ETIMEDOUT))."""
+    if error.__class__.__name__ == "TimeoutError":
+        return True
+    return bool(error.args) and error.args[0] in _ETIMEDOUT
+
+
+def set_nodelay(sock):
+    # Nagle would hold a small PUBLISH back until the previous one is acked.
+    try:
+        sock.setsockopt(_IPPROTO_TCP, _TCP_NODELAY, 1)
+    except (OSError, AttributeError):
+        pass  # a port without the option: still correct, only slower
+
+
+def tls_context(cafile=None, cadata=None, certfile=None, keyfile=None):
+    """A client TLS context that verifies the broker's certificate against
+    the given CA and its name against the host connected to."""
+    import ssl
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.verify_mode = ssl.CERT_REQUIRED
+    if cafile is not None or cadata is not None:
+        context.load_verify_locations(cafile=cafile, cadata=cadata)
+    if certfile is not None:
+        context.load_cert_chain(certfile, keyfile)
+    return context

@@ -1,0 +1,484 @@
+# The I/O layer: moves bytes between a socket (plain or TLS) and the
+# session, keeps time, and reconnects. The only module in lib/mqtt that
+# touches sockets or the clock.
+#
+# API in paho's shape: connect, publish(topic, payload, qos, retain),
+# subscribe(topic, qos), callbacks on_connect / on_message / on_publish /
+# on_subscribe / on_disconnect, and poll(timeout_ms) as the loop you call.
+
+import select
+import socket
+
+from backoff import Backoff
+from compat import (
+    POLLIN,
+    POLLOUT,
+    is_timeout,
+    poll_ready,
+    set_nodelay,
+    sleep_ms,
+    socket_readinto,
+    socket_write,
+    ticks_add,
+    ticks_diff,
+    ticks_ms,
+)
+from mqtt.packet import Packet, ProtocolError, decode_header
+from mqtt.session import CONNECTED, ConnectRefused, KeepaliveTimeout, Session
+
+
+class MQTTTimeout(OSError):
+    """A step with a deadline (connect, CONNACK, a write) did not finish in time."""
+
+
+class NotConnected(OSError):
+    """A QoS 0 publish, subscribe or unsubscribe while the link is down."""
+
+
+class InflightFull(OSError):
+    """The in-flight table stayed full for the whole publish timeout."""
+
+
+class Message:
+    """An incoming PUBLISH, as paho's on_message receives it."""
+
+    def __init__(self, topic, payload, qos, retain, dup):
+        self.topic = topic
+        self.payload = payload
+        self.qos = qos
+        self.retain = retain
+        self.dup = dup
+
+
+_STAGE_SIZE = 128
+
+
+class MQTTClient:
+    def __init__(
+        self,
+        client_id,
+        host,
+        port=1883,
+        keepalive=60,
+        clean_session=True,
+        username=None,
+        password=None,
+        ssl_context=None,
+        server_hostname=None,
+        userdata=None,
+        inflight_max=16,
+        max_packet=256,
+        rx_size=512,
+        tx_size=512,
+        connect_timeout_ms=10000,
+        io_timeout_ms=10000,
+        publish_timeout_ms=10000,
+        retry_ms=10000,
+        reconnect_min_ms=500,
+        reconnect_max_ms=60000,
+    ):
+        self.host = host
+        self.port = port
+        self.ssl_context = ssl_context
+        self.server_hostname = server_hostname if server_hostname is not None else host
+        self.userdata = userdata
+        self.connect_timeout_ms = connect_timeout_ms
+        self.io_timeout_ms = io_timeout_ms
+        self.publish_timeout_ms = publish_timeout_ms
+        self.session = Session(
+            client_id,
+            keepalive,
+            clean_session,
+            username,
+            password,
+            inflight_max=inflight_max,
+            max_packet=max_packet,
+            scratch_size=tx_size,
+            retry_ms=retry_ms,
+        )
+        self.session.on_message = self._deliver
+        self.session.on_ack = self._acked
+        self.session.on_suback = self._subacked
+        self.backoff = Backoff(reconnect_min_ms, reconnect_max_ms)
+        # When False, QoS 0 publishes collect in the transmit buffer and go
+        # out as one write at the next poll() or flush(): a batch of readings.
+        self.autoflush = True
+
+        self._sock = None
+        self._poller = None
+        self._rx = bytearray(rx_size)
+        self._rx_length = 0
+        self._stage = bytearray(_STAGE_SIZE)
+        self._drain = 0
+        self._header = Packet()
+        self._reconnect_at = 0
+        self._reconnect_due = False
+
+        self.on_connect = None  # (client, userdata, session_present)
+        self.on_disconnect = None  # (client, userdata, error or None)
+        self.on_message = None  # (client, userdata, message)
+        self.on_publish = None  # (client, userdata, packet_id): QoS 1/2 complete
+        self.on_subscribe = None  # (client, userdata, packet_id, granted_qos tuple; 0x80 = refused)
+
+        self.connects = 0
+        self.disconnects = 0
+        self.oversize_dropped = 0
+        self.last_error = None
+
+    # ---- connection ----------------------------------------------------
+
+    @property
+    def connected(self):
+        return self.session.state == CONNECTED
+
+    def will_set(self, topic, payload, qos=0, retain=False):
+        self.session.will_set(topic, payload, qos, retain)
+
+    def connect(self):
+        """Open the link and wait for CONNACK, each step with a deadline.
+        Raises OSError (MQTTTimeout for a deadline), ConnectRefused or
+        ProtocolError; the client is then disconnected."""
+        self._close()
+        try:
+            self._open_socket()
+            now = ticks_ms()
+            self.session.connect(now)
+            self._flush()
+            deadline = ticks_add(now, self.connect_timeout_ms)
+            while self.session.state != CONNECTED:
+                left = ticks_diff(deadline, ticks_ms())
+                if left <= 0:
+                    raise MQTTTimeout(
+                        "no CONNACK from %s:%d within %d ms" % (self.host, self.port, self.connect_timeout_ms)
+                    )
+                self._read(left)
+            # CONNACK queued the resends of whatever was in flight.
+            self._flush()
+        except Exception as e:
+            self._close()
+            self.session.connection_lost()
+            self.last_error = e
+            raise
+        self.connects += 1
+        self.backoff.reset()
+        self._reconnect_due = False
+        if self.on_connect is not None:
+            self.on_connect(self, self.userdata, self.session.session_present)
+        return self.session.session_present
+
+    def _open_socket(self):
+        # DNS cannot be given a deadline on MicroPython; a literal IP skips it.
+        address = socket.getaddrinfo(self.host, self.port, 0, socket.SOCK_STREAM)[0]
+        sock = socket.socket(address[0], address[1], address[2])
+        self._sock = sock
+        sock.settimeout(self.connect_timeout_ms / 1000)
+        try:
+            sock.connect(address[-1])
+        except OSError as e:
+            raise _with_context(e, "TCP connect to %s:%d" % (self.host, self.port))
+        set_nodelay(sock)
+        if self.ssl_context is not None:
+            try:
+                sock = self.ssl_context.wrap_socket(sock, server_hostname=self.server_hostname)
+            except OSError as e:
+                raise _with_context(e, "TLS handshake with %s:%d" % (self.host, self.port))
+            self._sock = sock
+        sock.setblocking(False)
+        self._poller = select.poll()
+        self._poller.register(sock, POLLIN)
+        self._rx_length = 0
+        self._drain = 0
+
+    def _close(self):
+        if self._sock is not None:
+            try:
+                self._sock.close()
+            except OSError:
+                pass
+        self._sock = None
+        self._poller = None
+
+    def disconnect(self):
+        """Clean DISCONNECT: the broker discards the last will."""
+        if self.connected:
+            self.session.disconnect()
+            try:
+                self._flush()
+            except OSError:
+                pass
+        self._close()
+        self.session.connection_lost()
+        self._reconnect_due = False
+
+    def _drop(self, error):
+        """The link failed: close it and schedule a reconnect."""
+        self._close()
+        self.session.connection_lost()
+        self.disconnects += 1
+        self.last_error = error
+        self._schedule_reconnect()
+        if self.on_disconnect is not None:
+            self.on_disconnect(self, self.userdata, error)
+
+    def _schedule_reconnect(self):
+        self._reconnect_at = ticks_add(ticks_ms(), self.backoff.next_ms())
+        self._reconnect_due = True
+
+    def reconnect_in_ms(self):
+        """ms until the next reconnect attempt, or -1 when none is scheduled."""
+        if not self._reconnect_due:
+            return -1
+        left = ticks_diff(self._reconnect_at, ticks_ms())
+        return left if left > 0 else 0
+
+    # ---- the loop ------------------------------------------------------
+
+    def poll(self, timeout_ms=0):
+        """Do what is due: read and handle what arrived (waiting up to
+        timeout_ms for it), send acks, pings and resends, reconnect when the
+        link is down and the backoff has passed. Never raises for link
+        failures: they become a reconnect (see on_disconnect, last_error).
+        Returns ms until the next thing the client must do, or -1."""
+        if not self.connected:
+            return self._poll_disconnected(timeout_ms)
+        try:
+            wait = self.session.tick(ticks_ms())
+            self._flush()
+            if wait < 0 or (timeout_ms >= 0 and timeout_ms < wait):
+                wait = timeout_ms
+            self._read(wait)
+            wait = self.session.tick(ticks_ms())
+            self._flush()
+            return wait
+        except (OSError, ProtocolError, KeepaliveTimeout) as e:
+            self._drop(e)
+            return self.reconnect_in_ms()
+
+    def _poll_disconnected(self, timeout_ms):
+        if not self._reconnect_due:
+            return -1
+        left = self.reconnect_in_ms()
+        if left > 0:
+            if timeout_ms <= 0:
+                return left
+            sleep_ms(left if left < timeout_ms else timeout_ms)
+            if ticks_diff(self._reconnect_at, ticks_ms()) > 0:
+                return self.reconnect_in_ms()
+        try:
+            self.connect()
+        except (OSError, ProtocolError, ConnectRefused) as e:
+            self._handle_failed_connect(e)
+        return 0 if self.connected else self.reconnect_in_ms()
+
+    def _handle_failed_connect(self, error):
+        self.last_error = error
+        self._schedule_reconnect()
+        if self.on_disconnect is not None:
+            self.on_disconnect(self, self.userdata, error)
+
+    def start_reconnecting(self):
+        """Make poll() keep trying to connect, with backoff, from now on
+        (the first connect after power-up is treated as a reconnect)."""
+        if not self.connected:
+            self._reconnect_at = ticks_ms()
+            self._reconnect_due = True
+
+    def loop_forever(self, timeout_ms=1000):
+        self.start_reconnecting()
+        while True:
+            self.poll(timeout_ms)
+
+    def wait_for_acks(self, timeout_ms):
+        """Poll until every QoS 1/2 message is acknowledged. Returns True
+        if they all were within timeout_ms."""
+        deadline = ticks_add(ticks_ms(), timeout_ms)
+        while self.session.inflight_count():
+            left = ticks_diff(deadline, ticks_ms())
+            if left <= 0:
+                return False
+            self.poll(left)
+        return True
+
+    # ---- output --------------------------------------------------------
+
+    def publish(self, topic, payload, qos=0, retain=False, payload_len=-1):
+        """Send a PUBLISH. Returns its packet id (0 for QoS 0). QoS 1 and 2
+        messages are kept until acknowledged, across reconnects; published
+        while the link is down they wait in the in-flight table. When the
+        table is full this polls for up to publish_timeout_ms, then raises
+        InflightFull. Bad topic, QoS or size raise ValueError."""
+        session = self.session
+        if qos == 0:
+            if not self.connected:
+                raise NotConnected("not connected: a QoS 0 message cannot wait")
+            if not self.autoflush and session.scratch_room() < _publish_size(topic, payload, payload_len):
+                self.flush()
+        packet_id = session.publish(topic, payload, qos, retain, ticks_ms(), payload_len)
+        if packet_id < 0:
+            packet_id = self._publish_when_room(topic, payload, qos, retain, payload_len)
+        if self.autoflush or qos:
+            self.flush()
+        return packet_id
+
+    def _publish_when_room(self, topic, payload, qos, retain, payload_len):
+        deadline = ticks_add(ticks_ms(), self.publish_timeout_ms)
+        while True:
+            left = ticks_diff(deadline, ticks_ms())
+            if left <= 0:
+                raise InflightFull(
+                    "in-flight table full: %d messages unacknowledged for %d ms"
+                    % (self.session.inflight_max, self.publish_timeout_ms)
+                )
+            self.poll(left)
+            packet_id = self.session.publish(topic, payload, qos, retain, ticks_ms(), payload_len)
+            if packet_id >= 0:
+                return packet_id
+
+    def flush(self):
+        """Write out whatever is queued. A link failure becomes a reconnect."""
+        if not self.session.pending_output():
+            return
+        if not self.connected:
+            return  # stays in the in-flight table for after the reconnect
+        try:
+            self._flush()
+        except OSError as e:
+            self._drop(e)
+
+    def _flush(self):
+        session = self.session
+        count = session.out_count
+        if not count:
+            return
+        mem = session.mem
+        for i in range(count):
+            self._write_all(mem, session.out_start[i], session.out_length[i])
+        session.sent(ticks_ms())
+
+    def _write_all(self, buf, offset, length):
+        sock = self._sock
+        deadline = 0
+        while length:
+            n = socket_write(sock, buf, offset, length)
+            if n is None:  # would block: wait for room, within the deadline
+                if not deadline:
+                    deadline = ticks_add(ticks_ms(), self.io_timeout_ms)
+                left = ticks_diff(deadline, ticks_ms())
+                if left <= 0:
+                    raise MQTTTimeout("socket write blocked for %d ms" % self.io_timeout_ms)
+                self._poller.modify(sock, POLLOUT)
+                poll_ready(self._poller, sock, left)
+                self._poller.modify(sock, POLLIN)
+                continue
+            offset += n
+            length -= n
+
+    def subscribe(self, topic, qos=0):
+        """Subscribe to one filter, or a list of (filter, qos). Returns the
+        packet id; the result arrives at on_subscribe."""
+        if not self.connected:
+            raise NotConnected("not connected: cannot subscribe to %r" % (topic,))
+        subscriptions = topic if isinstance(topic, list) else [(topic, qos)]
+        packet_id = self.session.subscribe(subscriptions, ticks_ms())
+        self.flush()
+        return packet_id
+
+    def unsubscribe(self, topic):
+        if not self.connected:
+            raise NotConnected("not connected: cannot unsubscribe from %r" % (topic,))
+        filters = topic if isinstance(topic, list) else [topic]
+        packet_id = self.session.unsubscribe(filters, ticks_ms())
+        self.flush()
+        return packet_id
+
+    # ---- input ---------------------------------------------------------
+
+    def _read(self, timeout_ms):
+        """Wait up to timeout_ms for bytes, read what is there, hand every
+        complete packet to the session. Raises OSError on EOF."""
+        sock = self._sock
+        if not poll_ready(self._poller, sock, timeout_ms):
+            return
+        rx = self._rx
+        have = self._rx_length
+        if self._drain:
+            n = self._read_into_stage(len(self._stage) if self._drain > len(self._stage) else self._drain)
+            if n:
+                self._drain -= n
+            return
+        if have == 0:
+            n = socket_readinto(sock, rx, len(rx))
+            if n is None:
+                return
+            if n == 0:
+                raise OSError("connection closed by the broker")
+        else:
+            # A partial packet waits at the front. MicroPython's readinto has
+            # no offset, and a memoryview slice would allocate, so read into
+            # the stage and copy the few bytes over.
+            room = len(rx) - have
+            n = self._read_into_stage(room if room < len(self._stage) else len(self._stage))
+            if not n:
+                return
+            stage = self._stage
+            for i in range(n):
+                rx[have + i] = stage[i]
+        have += n
+        consumed = self.session.receive(rx, 0, have, ticks_ms())
+        left = have - consumed
+        if left and consumed:
+            for i in range(left):
+                rx[i] = rx[consumed + i]
+        self._rx_length = left
+        if left:
+            self._check_oversize(left)
+
+    def _read_into_stage(self, length):
+        n = socket_readinto(self._sock, self._stage, length)
+        if n == 0:
+            raise OSError("connection closed by the broker")
+        return n or 0
+
+    def _check_oversize(self, have):
+        # A packet larger than the receive buffer is drained and counted,
+        # never handled by growing the buffer (the peer picks its length).
+        header = self._header
+        if decode_header(self._rx, 0, have, header) > 0 and header.length > len(self._rx):
+            self._drain = header.length - have
+            self._rx_length = 0
+            self.oversize_dropped += 1
+
+    # ---- session hooks -------------------------------------------------
+
+    def _deliver(self, buf, packet):
+        if self.on_message is None:
+            return
+        topic = str(bytes(buf[packet.topic_start : packet.topic_start + packet.topic_length]), "utf-8")
+        payload = bytes(buf[packet.payload_start : packet.payload_start + packet.payload_length])
+        self.on_message(self, self.userdata, Message(topic, payload, packet.qos, bool(packet.retain), bool(packet.dup)))
+
+    def _acked(self, packet_id):
+        if self.on_publish is not None:
+            self.on_publish(self, self.userdata, packet_id)
+
+    def _subacked(self, packet_id, buf, start, count):
+        if self.on_subscribe is not None:
+            self.on_subscribe(self, self.userdata, packet_id, tuple(buf[start : start + count]))
+
+
+def _publish_size(topic, payload, payload_len):
+    # Upper bound of an encoded QoS 0 PUBLISH: 1 type byte, up to 4 length
+    # bytes, 2 topic length bytes.
+    return 7 + len(topic) + (len(payload) if payload_len < 0 else payload_len)
+
+
+def _with_context(error, step):
+    # Say which step failed; keep the errno, since callers branch on it.
+    if isinstance(error, MQTTTimeout):
+        return error
+    if is_timeout(error):
+        return MQTTTimeout("%s timed out" % step)
+    errno = error.args[0] if error.args and isinstance(error.args[0], int) else None
+    if errno is not None:
+        return OSError(errno, "%s failed: %s" % (step, error))
+    return OSError("%s failed: %s" % (step, error))
