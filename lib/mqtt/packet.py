@@ -1,0 +1,792 @@
+# The MQTT 3.1.1 codec: every control packet to and from bytes, in buffers
+# the caller owns. No I/O, no clock.
+#
+# Encoders write one whole packet at buf[offset:] and return its length.
+# Illegal input from our own caller is a ValueError raised before a byte is
+# written. The hot-path encoders (publish, ack, ping) and the decoder for the
+# packets a connected node receives (PUBLISH, PUBACK, PINGRESP) allocate
+# nothing on MicroPython: index stores, slice assignment, no slicing reads.
+#
+# The decoder fills a reused Packet record with ints: offsets into the
+# receive buffer, never copies. Anything malformed from the peer is a
+# ProtocolError, and nothing else can come out of it for any input bytes. It
+# never sizes anything by the peer's length fields: it only reads the bytes
+# the caller already has.
+
+from compat import const
+from mqtt.topic import STRING, TOPIC_FILTER, TOPIC_NAME, checked, describe, scan, show
+
+# 3.1.1 section 2.2.1: control packet types.
+CONNECT = const(1)
+CONNACK = const(2)
+PUBLISH = const(3)
+PUBACK = const(4)
+PUBREC = const(5)
+PUBREL = const(6)
+PUBCOMP = const(7)
+SUBSCRIBE = const(8)
+SUBACK = const(9)
+UNSUBSCRIBE = const(10)
+UNSUBACK = const(11)
+PINGREQ = const(12)
+PINGRESP = const(13)
+DISCONNECT = const(14)
+
+PACKET_NAMES = (
+    "reserved (0)",
+    "CONNECT",
+    "CONNACK",
+    "PUBLISH",
+    "PUBACK",
+    "PUBREC",
+    "PUBREL",
+    "PUBCOMP",
+    "SUBSCRIBE",
+    "SUBACK",
+    "UNSUBSCRIBE",
+    "UNSUBACK",
+    "PINGREQ",
+    "PINGRESP",
+    "DISCONNECT",
+    "reserved (15)",
+)
+
+# 3.1.1 section 2.2.3: four 7-bit groups at most.
+MAX_REMAINING_LENGTH = const(268435455)
+# 3.1.1 section 3.2.2.3, indexed by return code.
+CONNACK_REASONS = (
+    "accepted",
+    "unacceptable protocol version",
+    "identifier rejected",
+    "server unavailable",
+    "bad user name or password",
+    "not authorized",
+)
+# 3.1.1 section 3.9.3
+SUBACK_FAILURE = const(0x80)
+
+_PROTOCOL_LEVEL = const(4)  # 3.1.1 section 3.1.2.2: 3.1.1 is level 4
+_MAX_FIELD = const(65535)
+_MAX_PACKET_ID = const(65535)
+_MAX_QOS = const(2)
+
+# First-byte flags (3.1.1 section 2.2.2).
+_DUP = const(0x08)
+_QOS_MASK = const(0x06)
+_RETAIN = const(0x01)
+_FLAGS_PUBREL = const(0x02)  # PUBREL, SUBSCRIBE, UNSUBSCRIBE
+
+# CONNECT flags (3.1.1 section 3.1.2.3).
+_CF_RESERVED = const(0x01)
+_CF_CLEAN_SESSION = const(0x02)
+_CF_WILL = const(0x04)
+_CF_WILL_RETAIN = const(0x20)
+_CF_PASSWORD = const(0x40)
+_CF_USERNAME = const(0x80)
+
+# Variable header of CONNECT: 00 04 'M' 'Q' 'T' 'T' level flags keepalive(2).
+_CONNECT_HEADER_LENGTH = const(10)
+
+
+class ProtocolError(Exception):
+    """The peer sent something 3.1.1 does not allow: drop the connection."""
+
+
+class Packet:
+    """One decoded packet: ints (offsets into the receive buffer, lengths,
+    flags), reset by every decode that returns a length. Make one, reuse it."""
+
+    def __init__(self):
+        self.type = 0
+        self.flags = 0
+        self.header_length = 0
+        self.remaining_length = 0
+        self.length = 0
+        self.clear()
+
+    def clear(self):
+        # Every field below the fixed header, to its "absent" value.
+        self.dup = False
+        self.qos = 0
+        self.retain = False
+        self.packet_id = 0
+        # PUBLISH
+        self.topic_start = 0
+        self.topic_length = 0
+        self.payload_start = 0
+        self.payload_length = 0
+        # CONNACK
+        self.session_present = False
+        self.return_code = 0
+        # SUBACK
+        self.codes_start = 0
+        self.codes_length = 0
+        # SUBSCRIBE, UNSUBSCRIBE: walk with iter_subscriptions / iter_filters
+        self.body_start = 0
+        self.body_end = 0
+        # CONNECT
+        self.protocol_level = 0
+        self.clean_session = False
+        self.keepalive = 0
+        self.client_id_start = 0
+        self.client_id_length = 0
+        self.will_flag = False
+        self.will_qos = 0
+        self.will_retain = False
+        self.will_topic_start = -1
+        self.will_topic_length = -1
+        self.will_payload_start = -1
+        self.will_payload_length = -1
+        self.username_start = -1
+        self.username_length = -1
+        self.password_start = -1
+        self.password_length = -1
+
+    def __repr__(self):
+        return "<Packet %s length=%d flags=0x%x packet_id=%d>" % (
+            PACKET_NAMES[self.type & 15],
+            self.length,
+            self.flags,
+            self.packet_id,
+        )
+
+
+# ---- encoding ----------------------------------------------------------------
+
+
+def remaining_length_size(remaining_length):
+    """Bytes the remaining-length field takes (3.1.1 section 2.2.3)."""
+    if remaining_length < 0x80:
+        return 1
+    if remaining_length < 0x4000:
+        return 2
+    if remaining_length < 0x200000:
+        return 3
+    return 4
+
+
+def encode_remaining_length(buf, offset, remaining_length):
+    """Writes the variable-length remaining length (3.1.1 section 2.2.3),
+    least significant 7 bits first; returns the bytes written (1..4)."""
+    if remaining_length < 0 or remaining_length > MAX_REMAINING_LENGTH:
+        raise ValueError("remaining length must be 0..268435455, got %d" % remaining_length)
+    i = offset
+    while remaining_length > 0x7F:
+        buf[i] = (remaining_length & 0x7F) | 0x80
+        remaining_length >>= 7
+        i += 1
+    buf[i] = remaining_length
+    return i + 1 - offset
+
+
+def _check_fits(buf, offset, size, name):
+    if offset < 0 or offset + size > len(buf):
+        raise ValueError(
+            "%s of %d bytes does not fit at offset %d of a %d-byte buffer" % (name, size, offset, len(buf))
+        )
+
+
+def _check_packet_id(packet_id, name):
+    # 3.1.1 section 2.3.1: packet identifiers are nonzero 16-bit ints.
+    if packet_id < 1 or packet_id > _MAX_PACKET_ID:
+        raise ValueError("%s packet_id must be 1..65535, got %d" % (name, packet_id))
+
+
+def _check_qos(qos, what):
+    if qos != 0 and qos != 1 and qos != 2:
+        raise ValueError("%s must be 0, 1 or 2, got %r" % (what, qos))
+
+
+def _binary(value, what):
+    # Binary data (3.1.1 section 1.5.3's 2-byte length prefix, no UTF-8 rule).
+    data = value.encode() if isinstance(value, str) else value
+    if len(data) > _MAX_FIELD:
+        raise ValueError("%s is %d bytes, more than 65535" % (what, len(data)))
+    return data
+
+
+def _put_field(buf, i, data):
+    # A 2-byte big-endian length, then the bytes; returns the next index.
+    n = len(data)
+    buf[i] = n >> 8
+    buf[i + 1] = n & 0xFF
+    buf[i + 2 : i + 2 + n] = data
+    return i + 2 + n
+
+
+def _put_header(buf, offset, first_byte, remaining_length):
+    buf[offset] = first_byte
+    return offset + 1 + encode_remaining_length(buf, offset + 1, remaining_length)
+
+
+def _packet_size(remaining_length, name):
+    if remaining_length > MAX_REMAINING_LENGTH:
+        raise ValueError("%s remaining length %d exceeds 268435455" % (name, remaining_length))
+    return 1 + remaining_length_size(remaining_length) + remaining_length
+
+
+def encode_connect(
+    buf,
+    offset,
+    client_id,
+    keepalive_s,
+    clean_session=True,
+    username=None,
+    password=None,
+    will_topic=None,
+    will_payload=None,
+    will_qos=0,
+    will_retain=False,
+):
+    """CONNECT (3.1.1 section 3.1). Strings may be str or bytes-likes."""
+    client_id = checked(client_id, STRING, "client_id")
+    # 3.1.1 section 3.1.3.1: a zero-byte client id needs CleanSession 1.
+    if len(client_id) == 0 and not clean_session:
+        raise ValueError("an empty client_id needs clean_session=True (3.1.1 section 3.1.3.1)")
+    if keepalive_s < 0 or keepalive_s > 65535:
+        raise ValueError("keepalive_s must be 0..65535, got %d" % keepalive_s)
+    flags = _CF_CLEAN_SESSION if clean_session else 0
+    remaining = _CONNECT_HEADER_LENGTH + 2 + len(client_id)
+    if will_topic is None:
+        # 3.1.1 section 3.1.2.5-3.1.2.7: no will, so no will QoS, retain or message.
+        if will_payload is not None or will_qos or will_retain:
+            raise ValueError(
+                "will_payload, will_qos and will_retain need a will_topic, got %r, %r, %r"
+                % (will_payload, will_qos, will_retain)
+            )
+    else:
+        will_topic = checked(will_topic, TOPIC_NAME, "will_topic")
+        will_payload = _binary(b"" if will_payload is None else will_payload, "will_payload")
+        _check_qos(will_qos, "will_qos")
+        flags |= _CF_WILL | (will_qos << 3)
+        if will_retain:
+            flags |= _CF_WILL_RETAIN
+        remaining += 4 + len(will_topic) + len(will_payload)
+    if username is None:
+        # 3.1.1 section 3.1.2.9: if the User Name Flag is 0, the Password Flag MUST be 0.
+        if password is not None:
+            raise ValueError("a password needs a username in MQTT 3.1.1 (section 3.1.2.9)")
+    else:
+        username = checked(username, STRING, "username")
+        flags |= _CF_USERNAME
+        remaining += 2 + len(username)
+        if password is not None:
+            password = _binary(password, "password")
+            flags |= _CF_PASSWORD
+            remaining += 2 + len(password)
+    size = _packet_size(remaining, "CONNECT")
+    _check_fits(buf, offset, size, "CONNECT")
+    i = _put_header(buf, offset, CONNECT << 4, remaining)
+    i = _put_field(buf, i, b"MQTT")  # 3.1.1 section 3.1.2.1
+    buf[i] = _PROTOCOL_LEVEL
+    buf[i + 1] = flags
+    buf[i + 2] = keepalive_s >> 8
+    buf[i + 3] = keepalive_s & 0xFF
+    # 3.1.1 section 3.1.3: client id, will topic, will message, user name, password, in this order.
+    i = _put_field(buf, i + 4, client_id)
+    if will_topic is not None:
+        i = _put_field(buf, i, will_topic)
+        i = _put_field(buf, i, will_payload)
+    if username is not None:
+        i = _put_field(buf, i, username)
+        if password is not None:
+            i = _put_field(buf, i, password)
+    return size
+
+
+def encode_publish(buf, offset, topic, payload, qos=0, retain=False, dup=False, packet_id=0, payload_len=-1):
+    """PUBLISH (3.1.1 section 3.3). payload_len -1 sends all of payload, else
+    payload[0:payload_len]. The topic's characters are not checked here
+    (topic.validate_topic_name does that, once); its length is. packet_id is
+    ignored for QoS 0, which has none."""
+    if isinstance(topic, str):
+        topic = topic.encode()
+    if payload is None:
+        payload = b""
+    elif isinstance(payload, str):
+        payload = payload.encode()
+    if qos == 0:
+        # 3.1.1 section 3.3.1.1: DUP MUST be 0 for QoS 0.
+        if dup:
+            raise ValueError("dup must be False for QoS 0, got %r" % (dup,))
+        first = 0x30
+        id_size = 0
+    elif qos == 1 or qos == 2:
+        if packet_id < 1 or packet_id > _MAX_PACKET_ID:
+            raise ValueError("packet_id must be 1..65535 for QoS %d, got %d" % (qos, packet_id))
+        first = 0x30 | (qos << 1)
+        if dup:
+            first |= _DUP
+        id_size = 2
+    else:
+        raise ValueError("qos must be 0, 1 or 2, got %r" % (qos,))
+    if retain:
+        first |= _RETAIN
+    topic_length = len(topic)
+    # 3.1.1 section 4.7.3: 1..65535 bytes.
+    if topic_length == 0 or topic_length > _MAX_FIELD:
+        raise ValueError("topic must be 1..65535 bytes, got %d" % topic_length)
+    whole = len(payload)
+    if payload_len == -1:
+        payload_len = whole
+    elif payload_len < 0 or payload_len > whole:
+        raise ValueError("payload_len must be -1 or 0..%d, got %d" % (whole, payload_len))
+    remaining = 2 + topic_length + id_size + payload_len
+    if remaining > MAX_REMAINING_LENGTH:
+        raise ValueError("PUBLISH remaining length %d exceeds 268435455" % remaining)
+    size = 1 + remaining_length_size(remaining) + remaining
+    if offset < 0 or offset + size > len(buf):
+        _check_fits(buf, offset, size, "PUBLISH")
+    buf[offset] = first
+    i = offset + 1 + encode_remaining_length(buf, offset + 1, remaining)
+    buf[i] = topic_length >> 8
+    buf[i + 1] = topic_length & 0xFF
+    i += 2
+    buf[i : i + topic_length] = topic
+    i += topic_length
+    if id_size:
+        buf[i] = packet_id >> 8
+        buf[i + 1] = packet_id & 0xFF
+        i += 2
+    if payload_len == whole:
+        buf[i : i + payload_len] = payload
+    else:
+        # Part of the payload: a copy loop, since slicing the source would allocate.
+        j = 0
+        while j < payload_len:
+            buf[i + j] = payload[j]
+            j += 1
+    return size
+
+
+def encode_ack(buf, offset, packet_type, packet_id):
+    """PUBACK, PUBREC, PUBREL, PUBCOMP or UNSUBACK: 4 bytes (3.1.1 sections
+    3.4-3.7, 3.11)."""
+    if packet_type == PUBREL:
+        first = 0x62  # 3.1.1 section 3.6.1: PUBREL's flags are 0b0010
+    elif packet_type == PUBACK or packet_type == PUBREC or packet_type == PUBCOMP or packet_type == UNSUBACK:
+        first = packet_type << 4
+    else:
+        raise ValueError("packet_type must be PUBACK, PUBREC, PUBREL, PUBCOMP or UNSUBACK, got %r" % (packet_type,))
+    if packet_id < 1 or packet_id > _MAX_PACKET_ID:
+        _check_packet_id(packet_id, PACKET_NAMES[packet_type])
+    if offset < 0 or offset + 4 > len(buf):
+        _check_fits(buf, offset, 4, PACKET_NAMES[packet_type])
+    buf[offset] = first
+    buf[offset + 1] = 2
+    buf[offset + 2] = packet_id >> 8
+    buf[offset + 3] = packet_id & 0xFF
+    return 4
+
+
+def _encode_empty(buf, offset, packet_type):
+    if offset < 0 or offset + 2 > len(buf):
+        _check_fits(buf, offset, 2, PACKET_NAMES[packet_type])
+    buf[offset] = packet_type << 4
+    buf[offset + 1] = 0
+    return 2
+
+
+def encode_pingreq(buf, offset):
+    """PINGREQ (3.1.1 section 3.12): C0 00."""
+    return _encode_empty(buf, offset, PINGREQ)
+
+
+def encode_pingresp(buf, offset):
+    """PINGRESP (3.1.1 section 3.13): D0 00."""
+    return _encode_empty(buf, offset, PINGRESP)
+
+
+def encode_disconnect(buf, offset):
+    """DISCONNECT (3.1.1 section 3.14): E0 00."""
+    return _encode_empty(buf, offset, DISCONNECT)
+
+
+def _nonempty_sequence(values, what):
+    if isinstance(values, (str, bytes, bytearray, memoryview)) or len(values) == 0:
+        raise ValueError("%s must be a non-empty sequence, got %r" % (what, values))
+
+
+def encode_subscribe(buf, offset, packet_id, subscriptions):
+    """SUBSCRIBE (3.1.1 section 3.8); subscriptions: a sequence of
+    (topic filter, requested QoS)."""
+    _check_packet_id(packet_id, "SUBSCRIBE")
+    # 3.1.1 section 3.8.3: at least one topic filter / QoS pair.
+    _nonempty_sequence(subscriptions, "subscriptions")
+    remaining = 2
+    for topic_filter, qos in subscriptions:
+        remaining += 3 + len(checked(topic_filter, TOPIC_FILTER, "topic filter"))
+        _check_qos(qos, "requested qos")
+    size = _packet_size(remaining, "SUBSCRIBE")
+    _check_fits(buf, offset, size, "SUBSCRIBE")
+    # 3.1.1 section 3.8.1: flags 0b0010.
+    i = _put_header(buf, offset, (SUBSCRIBE << 4) | _FLAGS_PUBREL, remaining)
+    buf[i] = packet_id >> 8
+    buf[i + 1] = packet_id & 0xFF
+    i += 2
+    for topic_filter, qos in subscriptions:
+        i = _put_field(buf, i, topic_filter.encode() if isinstance(topic_filter, str) else topic_filter)
+        buf[i] = qos
+        i += 1
+    return size
+
+
+def encode_unsubscribe(buf, offset, packet_id, filters):
+    """UNSUBSCRIBE (3.1.1 section 3.10); filters: a sequence of topic filters."""
+    _check_packet_id(packet_id, "UNSUBSCRIBE")
+    # 3.1.1 section 3.10.3: at least one topic filter.
+    _nonempty_sequence(filters, "filters")
+    remaining = 2
+    for topic_filter in filters:
+        remaining += 2 + len(checked(topic_filter, TOPIC_FILTER, "topic filter"))
+    size = _packet_size(remaining, "UNSUBSCRIBE")
+    _check_fits(buf, offset, size, "UNSUBSCRIBE")
+    # 3.1.1 section 3.10.1: flags 0b0010.
+    i = _put_header(buf, offset, (UNSUBSCRIBE << 4) | _FLAGS_PUBREL, remaining)
+    buf[i] = packet_id >> 8
+    buf[i + 1] = packet_id & 0xFF
+    i += 2
+    for topic_filter in filters:
+        i = _put_field(buf, i, topic_filter.encode() if isinstance(topic_filter, str) else topic_filter)
+    return size
+
+
+def encode_connack(buf, offset, session_present, return_code):
+    """CONNACK (3.1.1 section 3.2), the broker's answer to CONNECT."""
+    if return_code < 0 or return_code >= len(CONNACK_REASONS):
+        raise ValueError("return_code must be 0..5, got %d" % return_code)
+    # 3.1.1 section 3.2.2.2: a refusal has Session Present 0.
+    if session_present and return_code:
+        raise ValueError("session_present must be False with return_code %d" % return_code)
+    _check_fits(buf, offset, 4, "CONNACK")
+    buf[offset] = CONNACK << 4
+    buf[offset + 1] = 2
+    buf[offset + 2] = 1 if session_present else 0
+    buf[offset + 3] = return_code
+    return 4
+
+
+def encode_suback(buf, offset, packet_id, return_codes):
+    """SUBACK (3.1.1 section 3.9): one return code (0, 1, 2 or 0x80) per filter."""
+    _check_packet_id(packet_id, "SUBACK")
+    _nonempty_sequence(return_codes, "return_codes")
+    for code in return_codes:
+        if code != 0 and code != 1 and code != 2 and code != SUBACK_FAILURE:
+            raise ValueError("SUBACK return code must be 0, 1, 2 or 0x80, got %r" % (code,))
+    remaining = 2 + len(return_codes)
+    size = _packet_size(remaining, "SUBACK")
+    _check_fits(buf, offset, size, "SUBACK")
+    i = _put_header(buf, offset, SUBACK << 4, remaining)
+    buf[i] = packet_id >> 8
+    buf[i + 1] = packet_id & 0xFF
+    i += 2
+    for code in return_codes:
+        buf[i] = code
+        i += 1
+    return size
+
+
+# ---- decoding ----------------------------------------------------------------
+
+
+def decode_header(buf, start, end, packet):
+    """Parses the fixed header at buf[start:end] into packet.type, flags,
+    remaining_length, header_length and length. Returns header_length, or -N:
+    incomplete, at least N more bytes needed."""
+    if start >= end:
+        return -2
+    first = buf[start]
+    packet_type = first >> 4
+    flags = first & 0x0F
+    # 3.1.1 section 2.2.2: flags are fixed for every type but PUBLISH.
+    if packet_type == PUBLISH:
+        # 3.1.1 section 3.3.1.2: QoS 3 is a protocol violation.
+        if flags & _QOS_MASK == _QOS_MASK:
+            raise ProtocolError("PUBLISH QoS is 3 (first byte 0x%02x)" % first)
+        # 3.1.1 section 3.3.1.1: DUP MUST be 0 for QoS 0.
+        if flags & (_DUP | _QOS_MASK) == _DUP:
+            raise ProtocolError("PUBLISH QoS 0 has DUP set (first byte 0x%02x)" % first)
+    elif packet_type == PUBREL or packet_type == SUBSCRIBE or packet_type == UNSUBSCRIBE:
+        if flags != _FLAGS_PUBREL:
+            raise ProtocolError("%s flags must be 0b0010, got 0x%x" % (PACKET_NAMES[packet_type], flags))
+    elif packet_type == 0 or packet_type == 15:
+        raise ProtocolError("packet type %d is reserved (first byte 0x%02x)" % (packet_type, first))
+    elif flags:
+        raise ProtocolError("%s flags must be 0, got 0x%x" % (PACKET_NAMES[packet_type], flags))
+    # 3.1.1 section 2.2.3: remaining length, 7 bits a byte, at most 4 bytes.
+    remaining = 0
+    shift = 0
+    i = start + 1
+    while True:
+        if i >= end:
+            return -1
+        b = buf[i]
+        remaining |= (b & 0x7F) << shift
+        i += 1
+        if b < 0x80:
+            break
+        shift += 7
+        if shift == 28:
+            raise ProtocolError("remaining length continues past 4 bytes (4th byte 0x%02x)" % b)
+    header_length = i - start
+    packet.type = packet_type
+    packet.flags = flags
+    packet.remaining_length = remaining
+    packet.header_length = header_length
+    packet.length = header_length + remaining
+    return header_length
+
+
+def _field(buf, p, end, what):
+    # Length of the 2-byte-length-prefixed field at buf[p], checked against
+    # the packet's end; its bytes start at p + 2.
+    if end - p < 2:
+        raise ProtocolError("%s length is cut off: %d byte(s) left in the packet" % (what, end - p))
+    n = (buf[p] << 8) | buf[p + 1]
+    if n > end - p - 2:
+        raise ProtocolError("%s length %d exceeds the %d byte(s) left in the packet" % (what, n, end - p - 2))
+    return n
+
+
+def _string(buf, p, end, rules, what):
+    # An MQTT UTF-8 string at buf[p] (3.1.1 section 1.5.3); returns its length.
+    n = _field(buf, p, end, what)
+    if n == 0 and rules != STRING:
+        raise ProtocolError("%s is empty (3.1.1 section 4.7.3)" % what)
+    bad = scan(buf, p + 2, p + 2 + n, rules)
+    if bad >= 0:
+        raise ProtocolError("%s %s" % (what, describe(buf, bad, p + 2, rules)))
+    return n
+
+
+def _packet_id(buf, p, end, name):
+    # 3.1.1 section 2.3.1: a nonzero 16-bit packet identifier.
+    if end - p < 2:
+        raise ProtocolError("%s has no room for its packet id (%d byte(s) left)" % (name, end - p))
+    packet_id = (buf[p] << 8) | buf[p + 1]
+    if packet_id == 0:
+        raise ProtocolError("%s packet id is 0" % name)
+    return packet_id
+
+
+def _fixed_remaining_length(packet_type):
+    # Remaining length of the fixed-size packets, -1 for the others.
+    if packet_type == CONNACK or (packet_type >= PUBACK and packet_type <= PUBCOMP) or packet_type == UNSUBACK:
+        return 2
+    if packet_type >= PINGREQ:
+        return 0
+    return -1
+
+
+def decode(buf, start, end, packet):
+    """Decodes one packet from buf[start:end] into packet. Returns the bytes
+    it takes (packet.length), or -N: incomplete, N more bytes needed (at
+    least N while the fixed header itself is incomplete)."""
+    if start < 0 or start > end or end > len(buf):
+        raise ValueError("decode range %d..%d is not within a %d-byte buffer" % (start, end, len(buf)))
+    header_length = decode_header(buf, start, end, packet)
+    if header_length < 0:
+        return header_length
+    packet_type = packet.type
+    # A fixed-size packet with another length is refused now, before
+    # waiting for a body that may never come.
+    fixed = _fixed_remaining_length(packet_type)
+    if fixed >= 0 and packet.remaining_length != fixed:
+        raise ProtocolError(
+            "%s remaining length must be %d, got %d" % (PACKET_NAMES[packet_type], fixed, packet.remaining_length)
+        )
+    length = packet.length
+    if length > end - start:
+        return end - start - length
+    packet.clear()
+    p = start + header_length
+    end = start + length
+    if packet_type == PUBLISH:
+        _decode_publish(buf, p, end, packet)
+    elif fixed == 2:
+        if packet_type == CONNACK:
+            _decode_connack(buf, p, packet)
+        else:
+            packet.packet_id = _packet_id(buf, p, end, PACKET_NAMES[packet_type])
+    elif packet_type == SUBACK:
+        _decode_suback(buf, p, end, packet)
+    elif packet_type == SUBSCRIBE or packet_type == UNSUBSCRIBE:
+        _decode_subscribe(buf, p, end, packet)
+    elif packet_type == CONNECT:
+        _decode_connect(buf, p, end, packet)
+    # PINGREQ, PINGRESP, DISCONNECT: the fixed header is all there is.
+    return length
+
+
+def _decode_publish(buf, p, end, packet):
+    flags = packet.flags
+    qos = (flags >> 1) & 3
+    packet.qos = qos
+    packet.dup = (flags & _DUP) != 0
+    packet.retain = (flags & _RETAIN) != 0
+    # 3.1.1 section 3.3.2.1: the topic name is a UTF-8 string without wildcards.
+    if end - p < 2:
+        raise ProtocolError("PUBLISH remaining length %d leaves no room for a topic" % (end - p))
+    topic_length = (buf[p] << 8) | buf[p + 1]
+    p += 2
+    if topic_length == 0:
+        raise ProtocolError("PUBLISH topic is empty (3.1.1 section 4.7.3)")
+    if topic_length > end - p:
+        raise ProtocolError(
+            "PUBLISH topic length %d exceeds the %d byte(s) left in the packet" % (topic_length, end - p)
+        )
+    bad = scan(buf, p, p + topic_length, TOPIC_NAME)
+    if bad >= 0:
+        raise ProtocolError("PUBLISH topic " + describe(buf, bad, p, TOPIC_NAME))
+    packet.topic_start = p
+    packet.topic_length = topic_length
+    p += topic_length
+    if qos:
+        packet.packet_id = _packet_id(buf, p, end, "PUBLISH")
+        p += 2
+    packet.payload_start = p
+    packet.payload_length = end - p
+
+
+def _decode_connack(buf, p, packet):
+    ack_flags = buf[p]
+    return_code = buf[p + 1]
+    # 3.1.1 section 3.2.2.1: bits 7-1 are reserved, 0.
+    if ack_flags & 0xFE:
+        raise ProtocolError("CONNACK acknowledge flags has reserved bits set: 0x%02x" % ack_flags)
+    # 3.1.1 section 3.2.2.3: 6..255 are reserved.
+    if return_code >= len(CONNACK_REASONS):
+        raise ProtocolError("CONNACK return code %d is reserved" % return_code)
+    # 3.1.1 section 3.2.2.2: a refusal has Session Present 0.
+    if return_code and ack_flags:
+        raise ProtocolError("CONNACK session present is 1 with return code %d" % return_code)
+    packet.session_present = ack_flags == 1
+    packet.return_code = return_code
+
+
+def _decode_suback(buf, p, end, packet):
+    packet.packet_id = _packet_id(buf, p, end, "SUBACK")
+    p += 2
+    # 3.1.1 section 3.9.3: one return code per filter (a SUBSCRIBE has at least one).
+    if p >= end:
+        raise ProtocolError("SUBACK has no return codes")
+    packet.codes_start = p
+    packet.codes_length = end - p
+    while p < end:
+        code = buf[p]
+        if code > _MAX_QOS and code != SUBACK_FAILURE:
+            raise ProtocolError("SUBACK return code 0x%02x is not 0, 1, 2 or 0x80" % code)
+        p += 1
+
+
+def _decode_subscribe(buf, p, end, packet):
+    packet_type = packet.type
+    name = PACKET_NAMES[packet_type]
+    packet.packet_id = _packet_id(buf, p, end, name)
+    p += 2
+    packet.body_start = p
+    packet.body_end = end
+    # 3.1.1 sections 3.8.3 and 3.10.3: at least one topic filter.
+    if p >= end:
+        raise ProtocolError("%s has no topic filters" % name)
+    count = 0
+    while p < end:
+        count += 1
+        n = _string(buf, p, end, TOPIC_FILTER, "%s topic filter %d" % (name, count))
+        p += 2 + n
+        if packet_type == SUBSCRIBE:
+            if p >= end:
+                raise ProtocolError("SUBSCRIBE topic filter %d has no requested QoS byte" % count)
+            # 3.1.1 section 3.8.3.1: upper 6 bits reserved, QoS 0..2.
+            qos = buf[p]
+            if qos > _MAX_QOS:
+                raise ProtocolError("SUBSCRIBE topic filter %d requested QoS byte is 0x%02x" % (count, qos))
+            p += 1
+
+
+def _decode_connect(buf, p, end, packet):
+    # 3.1.1 section 3.1.2.1: protocol name "MQTT".
+    n = _field(buf, p, end, "CONNECT protocol name")
+    if n != 4 or buf[p + 2] != 0x4D or buf[p + 3] != 0x51 or buf[p + 4] != 0x54 or buf[p + 5] != 0x54:
+        raise ProtocolError("CONNECT protocol name is not 'MQTT': %s" % show(bytes(buf[p + 2 : p + 2 + n])))
+    p += 6
+    if end - p < 4:
+        raise ProtocolError("CONNECT variable header is cut off: %d byte(s) after the protocol name" % (end - p))
+    level = buf[p]
+    flags = buf[p + 1]
+    # 3.1.1 section 3.1.2.2: level 4 is 3.1.1.
+    if level != _PROTOCOL_LEVEL:
+        raise ProtocolError("CONNECT protocol level must be 4, got %d" % level)
+    # 3.1.1 section 3.1.2.3: the reserved flag MUST be 0.
+    if flags & _CF_RESERVED:
+        raise ProtocolError("CONNECT reserved flag is set: flags 0x%02x" % flags)
+    will = (flags & _CF_WILL) != 0
+    will_qos = (flags >> 3) & 3
+    will_retain = (flags & _CF_WILL_RETAIN) != 0
+    # 3.1.1 sections 3.1.2.6 and 3.1.2.7: QoS 3 is invalid; no will, then no will QoS or retain.
+    if will_qos == 3:
+        raise ProtocolError("CONNECT will QoS is 3: flags 0x%02x" % flags)
+    if not will and (will_qos or will_retain):
+        raise ProtocolError("CONNECT has will QoS or retain without the will flag: flags 0x%02x" % flags)
+    # 3.1.1 section 3.1.2.9: if the User Name Flag is 0, the Password Flag MUST be 0.
+    if flags & _CF_PASSWORD and not flags & _CF_USERNAME:
+        raise ProtocolError("CONNECT has the password flag without the user name flag: flags 0x%02x" % flags)
+    packet.protocol_level = level
+    packet.clean_session = (flags & _CF_CLEAN_SESSION) != 0
+    packet.will_flag = will
+    packet.will_qos = will_qos
+    packet.will_retain = will_retain
+    packet.keepalive = (buf[p + 2] << 8) | buf[p + 3]
+    p += 4
+    # 3.1.1 section 3.1.3: client id, will topic, will message, user name, password, in this order.
+    n = _string(buf, p, end, STRING, "CONNECT client id")
+    # 3.1.1 section 3.1.3.1: a zero-byte client id needs CleanSession 1.
+    if n == 0 and not packet.clean_session:
+        raise ProtocolError("CONNECT client id is empty with clean session 0")
+    packet.client_id_start = p + 2
+    packet.client_id_length = n
+    p += 2 + n
+    if will:
+        n = _string(buf, p, end, TOPIC_NAME, "CONNECT will topic")
+        packet.will_topic_start = p + 2
+        packet.will_topic_length = n
+        p += 2 + n
+        n = _field(buf, p, end, "CONNECT will message")
+        packet.will_payload_start = p + 2
+        packet.will_payload_length = n
+        p += 2 + n
+    if flags & _CF_USERNAME:
+        n = _string(buf, p, end, STRING, "CONNECT user name")
+        packet.username_start = p + 2
+        packet.username_length = n
+        p += 2 + n
+    if flags & _CF_PASSWORD:
+        n = _field(buf, p, end, "CONNECT password")
+        packet.password_start = p + 2
+        packet.password_length = n
+        p += 2 + n
+    if p != end:
+        raise ProtocolError("CONNECT has %d byte(s) after its last field" % (end - p))
+
+
+# ---- SUBSCRIBE / UNSUBSCRIBE bodies (broker side; these allocate) -------------
+
+
+def iter_subscriptions(buf, packet):
+    """(topic filter bytes, requested QoS) of a decoded SUBSCRIBE."""
+    p = packet.body_start
+    end = packet.body_end
+    while p < end:
+        n = (buf[p] << 8) | buf[p + 1]
+        yield bytes(buf[p + 2 : p + 2 + n]), buf[p + 2 + n]
+        p += 3 + n
+
+
+def iter_filters(buf, packet):
+    """Topic filter bytes of a decoded UNSUBSCRIBE."""
+    p = packet.body_start
+    end = packet.body_end
+    while p < end:
+        n = (buf[p] << 8) | buf[p + 1]
+        yield bytes(buf[p + 2 : p + 2 + n])
+        p += 2 + n
