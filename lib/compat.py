@@ -135,3 +135,13 @@ def tls_context(cafile=None, cadata=None, certfile=None, keyfile=None):
     if certfile is not None:
         context.load_cert_chain(certfile, keyfile)
     return context
+
+
+def getenv(name):
+    """An environment variable where the runtime has an environment (CPython,
+    the Unix port); None on a board."""
+    try:
+        from os import getenv as _getenv
+    except ImportError:
+        return None
+    return _getenv(name)

@@ -210,6 +210,12 @@ class MQTTClient:
         self.session.connection_lost()
         self._reconnect_due = False
 
+    def abort(self, error):
+        """Drop the link without DISCONNECT (the broker then sends the will),
+        e.g. when Wi-Fi is known to be down; poll() reconnects later."""
+        if self._sock is not None or self.connected:
+            self._drop(error)
+
     def _drop(self, error):
         """The link failed: close it and schedule a reconnect."""
         self._close()

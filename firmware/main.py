@@ -1,0 +1,57 @@
+# Runs the node on a board, forever. Copied to the board as /main.py with
+# the board file as /board.py (tools/deploy.py); on the Unix port,
+# tools/run_local.py sets BOARD=unix instead.
+import sys
+
+from backoff import Backoff
+from compat import getenv, sleep_ms
+from node import config as board_config
+from node.hardware import make_hardware
+from node.node import Node
+
+
+def load_board():
+    board = __import__(getenv("BOARD") or "board")
+    try:
+        import secrets
+    except ImportError:
+        secrets = None
+    return board, board_config.load(board, secrets)
+
+
+def main():
+    try:
+        board, config = load_board()
+    except ValueError as e:
+        # A bad board file cannot fix itself: stop at the REPL with the reason.
+        print("board file error:", e)
+        raise SystemExit(2)
+    import machine
+
+    wdt = machine.WDT(timeout=config["WATCHDOG_MS"]) if config["WATCHDOG_MS"] else None
+    feed = wdt.feed if wdt else None
+    wifi = None
+    if config["WIFI"]:
+        from node.wifi import Wifi
+
+        w = config["WIFI"]
+        wifi = Wifi(w["ssid"], w["password"], w["connect_timeout_s"] * 1000)
+    backoff = Backoff(1000, 30000)
+    model = getattr(board, "MODEL", "house sensor node")
+    while True:
+        try:
+            node = Node(config, model, make_hardware(machine), wifi, reset=machine.reset)
+            if config["DEEP_SLEEP_S"]:
+                node.cycle_and_sleep(machine.deepsleep)
+            node.run(feed=feed)
+        except KeyboardInterrupt:
+            raise
+        except Exception as e:  # noqa: BLE001 - on a board the loop never exits
+            print("node failed, restarting it:", repr(e))
+            sys.print_exception(e)
+            # If this keeps failing for longer than the watchdog allows, the
+            # watchdog resets the board: that is the next path back.
+            sleep_ms(backoff.next_ms())
+
+
+main()

@@ -1,0 +1,142 @@
+# A board file (boards/<name>.py) is plain data: module-level names in
+# capitals. This checks it once at start-up and fills in defaults, so a
+# mistake fails at boot with the key and the value, not hours later.
+
+from compat import getenv
+
+_TOPIC_FORBIDDEN = ("/", "+", "#", "\x00")
+
+# key: (default, check). A default of _REQUIRED means the board must set it.
+_REQUIRED = object()
+
+
+def _text(key, value):
+    if not isinstance(value, str) or not value:
+        raise ValueError("board %s must be a non-empty string, got %r" % (key, value))
+    for c in _TOPIC_FORBIDDEN:
+        if c in value:
+            raise ValueError("board %s must not contain %r (it is a topic level), got %r" % (key, c, value))
+
+
+def _whole(key, value, low, high):
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise ValueError("board %s must be a whole number from %d to %d, got %r" % (key, low, high, value))
+
+
+def _qos(key, value):
+    if value not in (0, 1, 2) or isinstance(value, bool):
+        raise ValueError("board %s must be 0, 1 or 2, got %r" % (key, value))
+
+
+def _flag(key, value):
+    if not isinstance(value, bool):
+        raise ValueError("board %s must be True or False, got %r" % (key, value))
+
+
+def load(board, secrets=None):
+    """A dict of the board's settings, checked, with defaults and secrets
+    merged in, and MQTT_HOST / MQTT_PORT from the environment (where there
+    is one) taking precedence over the board's broker."""
+    c = {}
+
+    def get(key, default=_REQUIRED):
+        value = getattr(board, key, default)
+        if value is _REQUIRED:
+            raise ValueError("board file is missing %s" % key)
+        c[key] = value
+        return value
+
+    _text("PREFIX", get("PREFIX", "house"))
+    _text("ROOM", get("ROOM"))
+    _text("NODE", get("NODE"))
+    _whole("BUFFER", get("BUFFER", 64), 1, 100000)
+    _whole("DIAGNOSTICS_S", get("DIAGNOSTICS_S", 300), 0, 86400)
+    _whole("WATCHDOG_MS", get("WATCHDOG_MS", 0), 0, 3600000)
+    _whole("DEEP_SLEEP_S", get("DEEP_SLEEP_S", 0), 0, 86400 * 7)
+    _whole("INFLIGHT", get("INFLIGHT", 16), 1, 1024)
+    # The largest message held for QoS 1 resend: a Home Assistant config is ~400 B.
+    _whole("MAX_PACKET", get("MAX_PACKET", 512), 128, 65536)
+    _flag("DISCOVERY", get("DISCOVERY", True))
+    payload = get("PAYLOAD", "plain")
+    if payload not in ("plain", "json"):
+        raise ValueError("board PAYLOAD must be 'plain' or 'json', got %r" % (payload,))
+    c["BROKER"] = _broker(get("BROKER"), secrets)
+    c["WIFI"] = _wifi(get("WIFI", None), secrets)
+    buses = {}
+    for kind in ("I2C", "ONEWIRE"):
+        value = get(kind, {})
+        if not isinstance(value, dict):
+            raise ValueError("board %s must be a dict of bus name -> settings, got %r" % (kind, value))
+        for name in value:
+            buses[name] = (kind, value[name])
+    c["BUSES"] = buses
+    sensors = get("SENSORS")
+    if not isinstance(sensors, (list, tuple)) or not sensors:
+        raise ValueError("board SENSORS must be a non-empty list, got %r" % (sensors,))
+    c["SENSORS"] = [_sensor(i, s, buses) for i, s in enumerate(sensors)]
+    return c
+
+
+def _broker(broker, secrets):
+    if not isinstance(broker, dict):
+        raise ValueError("board BROKER must be a dict, got %r" % (broker,))
+    b = {
+        "host": broker.get("host"),
+        "port": broker.get("port", 8883 if broker.get("tls") else 1883),
+        "tls": broker.get("tls", False),
+        "ca": broker.get("ca", None),
+        "keepalive_s": broker.get("keepalive_s", 30),
+        "username": broker.get("username", None),
+        "password": getattr(secrets, "MQTT_PASSWORD", None) if secrets else None,
+        "clean_session": broker.get("clean_session", False),
+    }
+    host, port = getenv("MQTT_HOST"), getenv("MQTT_PORT")
+    if host:
+        b["host"] = host
+    if port:
+        b["port"] = int(port)
+    if not isinstance(b["host"], str) or not b["host"]:
+        raise ValueError("board BROKER host must be a host name or address, got %r" % (b["host"],))
+    _whole("BROKER port", b["port"], 1, 65535)
+    _whole("BROKER keepalive_s", b["keepalive_s"], 0, 65535)
+    _flag("BROKER tls", b["tls"])
+    _flag("BROKER clean_session", b["clean_session"])
+    return b
+
+
+def _wifi(wifi, secrets):
+    if wifi is None:
+        return None
+    if not isinstance(wifi, dict) or not isinstance(wifi.get("ssid"), str):
+        raise ValueError("board WIFI must be None or a dict with an 'ssid' string, got %r" % (wifi,))
+    w = {
+        "ssid": wifi["ssid"],
+        "password": getattr(secrets, "WIFI_PASSWORD", None) if secrets else None,
+        "connect_timeout_s": wifi.get("connect_timeout_s", 20),
+    }
+    _whole("WIFI connect_timeout_s", w["connect_timeout_s"], 1, 600)
+    return w
+
+
+def _sensor(index, sensor, buses):
+    key = "SENSORS[%d]" % index
+    if not isinstance(sensor, dict) or not isinstance(sensor.get("driver"), str):
+        raise ValueError("board %s must be a dict with a 'driver' name, got %r" % (key, sensor))
+    s = {
+        "driver": sensor["driver"],
+        "bus": sensor.get("bus", None),
+        "pin": sensor.get("pin", None),
+        "params": sensor.get("params", {}),
+        "prefix": sensor.get("prefix", ""),
+        "period_s": sensor.get("period_s", 60),
+        "qos": sensor.get("qos", 1),
+    }
+    _whole(key + " period_s", s["period_s"], 1, 86400)
+    _qos(key + " qos", s["qos"])
+    if s["bus"] is not None and s["bus"] not in buses:
+        raise ValueError("board %s bus %r is not in I2C or ONEWIRE" % (key, s["bus"]))
+    if not isinstance(s["params"], dict):
+        raise ValueError("board %s params must be a dict, got %r" % (key, s["params"]))
+    if s["prefix"]:
+        _text(key + " prefix", s["prefix"])
+    return s

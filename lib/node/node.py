@@ -1,0 +1,331 @@
+# The sensor node: reads each sensor on its period and publishes every
+# reading on <prefix>/<room>/<sensor>; buffers readings while the link is
+# down and sends them in order when it is back; announces itself (status,
+# Home Assistant discovery, diagnostics) and takes commands.
+#
+# Publishing a reading allocates nothing: topics are built once, numbers are
+# formatted into one preallocated bytearray, and the client encodes into
+# its own buffers.
+
+import json
+
+from compat import mem_free, sleep_ms, ticks_add, ticks_diff, ticks_ms
+from mqtt.client import MQTTClient
+from node import discovery
+from node.fixed import format_fixed
+from node.ring import Ring
+from sensors import make as make_sensor
+
+_PAYLOAD_SIZE = 24
+
+
+class Node:
+    def __init__(self, config, model="unix", hardware=None, wifi=None, client=None, reset=None, log=print):
+        """config: node.config.load(board). hardware: a function (sensor
+        settings, bus settings) -> the bus or pin object for the driver.
+        reset: called for the `reboot` command."""
+        self.config = config
+        self.model = model
+        self.log = log
+        self.wifi = wifi
+        self.reset = reset
+        prefix, room, name = config["PREFIX"], config["ROOM"], config["NODE"]
+        base = "%s/%s/%s" % (prefix, room, name)
+        self.status_topic = base + "/status"
+        self.diagnostics_topic = base + "/diagnostics"
+        self.command_prefix = base + "/set/"
+        self.started = ticks_ms()
+
+        self.sensors = []
+        self.period_ms = []
+        self.next_start = []
+        self.read_at = []  # tick when the started measurement is ready, or None
+        self.values = []
+        self.first_channel = []
+        # Per channel, flattened across sensors.
+        self.channel_sensor = []
+        self.channel_index = []
+        self.topics = []
+        self.names = []
+        self.decimals = []
+        self.qos = []
+        now = ticks_ms()
+        for s in config["SENSORS"]:
+            bus = hardware(s, config["BUSES"].get(s["bus"])) if hardware else None
+            driver = make_sensor(s["driver"], bus, **s["params"])
+            index = len(self.sensors)
+            self.sensors.append(driver)
+            self.period_ms.append(s["period_s"] * 1000)
+            self.next_start.append(now)
+            self.read_at.append(None)
+            self.values.append([0] * len(driver.CHANNELS))
+            self.first_channel.append(len(self.topics))
+            for k, channel in enumerate(driver.CHANNELS):
+                sensor_name = s["prefix"] + channel
+                if sensor_name in self.names:
+                    raise ValueError(
+                        "board SENSORS: two sensors publish %r; give one a 'prefix' (e.g. 'outdoor_')" % sensor_name
+                    )
+                self.channel_sensor.append(index)
+                self.channel_index.append(k)
+                self.names.append(sensor_name)
+                self.topics.append(("%s/%s/%s" % (prefix, room, sensor_name)).encode())
+                self.decimals.append(driver.DECIMALS[k])
+                self.qos.append(s["qos"])
+        self.payload = bytearray(_PAYLOAD_SIZE)
+        self.ring = Ring(config["BUFFER"])
+        self.published = 0
+        self.sensor_errors = 0
+        self.next_diagnostics = ticks_add(now, config["DIAGNOSTICS_S"] * 1000)
+
+        broker = config["BROKER"]
+        if client is None:
+            client = MQTTClient(
+                name,
+                broker["host"],
+                broker["port"],
+                keepalive=broker["keepalive_s"],
+                clean_session=broker["clean_session"],
+                username=broker["username"],
+                password=broker["password"],
+                ssl_context=_tls_context(broker),
+                inflight_max=config["INFLIGHT"],
+                max_packet=config["MAX_PACKET"],
+                tx_size=config["MAX_PACKET"],
+            )
+        self.client = client
+        client.will_set(self.status_topic, b"offline", 1, True)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_command
+        client.start_reconnecting()  # the first connect is a reconnect: retried forever
+
+    # ---- connection events ---------------------------------------------
+
+    def _on_connect(self, client, userdata, session_present):
+        self.log("mqtt: connected to %s:%d (session present: %s)" % (client.host, client.port, session_present))
+        client.publish(self.status_topic, b"online", 1, True)
+        client.subscribe(self.command_prefix + "+", 1)
+        if self.config["DISCOVERY"]:
+            self._publish_discovery()
+
+    def _on_disconnect(self, client, userdata, error):
+        self.log("mqtt: link down (%r), retry in %d ms" % (error, client.reconnect_in_ms()))
+
+    def _publish_discovery(self):
+        for ch in range(len(self.topics)):
+            driver = self.sensors[self.channel_sensor[ch]]
+            k = self.channel_index[ch]
+            payload = discovery.config_payload(
+                self.config["NODE"],
+                self.config["ROOM"],
+                self.names[ch],
+                self.topics[ch].decode(),
+                driver.UNITS[k],
+                driver.DEVICE_CLASSES[k],
+                self.status_topic,
+                False,
+                self.model,
+            )
+            self.client.publish(discovery.config_topic(self.config["NODE"], self.names[ch]), payload, 1, True)
+
+    # ---- commands ------------------------------------------------------
+
+    def _on_command(self, client, userdata, message):
+        if not message.topic.startswith(self.command_prefix):
+            return
+        key = message.topic[len(self.command_prefix) :]
+        value = message.payload
+        try:
+            self.command(key, value)
+        except ValueError as e:
+            self.log("command rejected: %s" % e)
+
+    def command(self, key, value):
+        if key == "interval":
+            seconds = _parse_seconds(value)
+            now = ticks_ms()
+            for i in range(len(self.sensors)):
+                self.period_ms[i] = seconds * 1000
+                self.next_start[i] = now
+            self.log("command: interval now %d s" % seconds)
+        elif key == "publish-now":
+            now = ticks_ms()
+            for i in range(len(self.sensors)):
+                self.next_start[i] = now
+        elif key == "reboot":
+            self.log("command: reboot")
+            if self.reset is None:
+                raise ValueError("reboot is not available on this board")
+            self.client.disconnect()
+            self.reset()
+        else:
+            raise ValueError("unknown command %r (known: interval, publish-now, reboot)" % key)
+
+    # ---- the loop ------------------------------------------------------
+
+    def step(self):
+        """Do everything that is due; returns ms until something is next due."""
+        now = ticks_ms()
+        link_up = self.wifi is None or self.wifi.poll(now)
+        if not link_up and self.client.connected:
+            self.client.abort(OSError("wifi down"))
+        wait = self._sensors_due(now)
+        self.drain_ring()
+        if self.config["DIAGNOSTICS_S"]:
+            left = ticks_diff(self.next_diagnostics, now)
+            if left <= 0:
+                self._publish_diagnostics()
+                self.next_diagnostics = ticks_add(now, self.config["DIAGNOSTICS_S"] * 1000)
+                left = self.config["DIAGNOSTICS_S"] * 1000
+            wait = left if left < wait else wait
+        return wait
+
+    def run(self, cycles=-1, feed=None):
+        """Runs the node; cycles < 0 means forever. feed() is called once per
+        healthy pass (the watchdog)."""
+        while cycles:
+            wait = self.step()
+            if feed is not None:
+                feed()
+            if self.wifi is None or self.wifi.is_up():
+                self.client.poll(wait if wait < 1000 else 1000)
+            else:
+                sleep_ms(wait if wait < 250 else 250)
+            if cycles > 0:
+                cycles -= 1
+
+    def _sensors_due(self, now):
+        """Start measurements that are due and read those that are ready.
+        Returns ms until the next start or read."""
+        wait = 60000
+        for i in range(len(self.sensors)):
+            ready = self.read_at[i]
+            if ready is not None and ticks_diff(ready, now) <= 0:
+                self.read_at[i] = None
+                self._read(i)
+            elif ready is None and ticks_diff(self.next_start[i], now) <= 0:
+                self._start(i, now)
+            due = self.read_at[i] if self.read_at[i] is not None else self.next_start[i]
+            left = ticks_diff(due, now)
+            wait = left if left < wait else wait
+        if not self.client.autoflush:
+            self.client.flush()
+        return wait if wait > 0 else 0
+
+    def _start(self, i, now):
+        nxt = ticks_add(self.next_start[i], self.period_ms[i])
+        # Fell behind (a long outage, a slow sensor): skip ahead, never burst.
+        self.next_start[i] = nxt if ticks_diff(nxt, now) > 0 else ticks_add(now, self.period_ms[i])
+        try:
+            delay = self.sensors[i].start()
+        except OSError as e:
+            self._sensor_failed(i, e)
+            return
+        if delay <= 0:
+            self._read(i)
+        else:
+            self.read_at[i] = ticks_add(now, delay)
+
+    def _read(self, i):
+        values = self.values[i]
+        try:
+            self.sensors[i].read(values)
+        except OSError as e:
+            self._sensor_failed(i, e)
+            return
+        first = self.first_channel[i]
+        for k in range(len(values)):
+            self.publish_reading(first + k, values[k])
+
+    def _sensor_failed(self, i, error):
+        self.sensor_errors += 1
+        self.log("sensor %s: %s" % (self.config["SENSORS"][i]["driver"], error))
+
+    # ---- publishing ----------------------------------------------------
+
+    def publish_reading(self, channel, value):
+        """Publish now if the link is up and nothing older waits; else keep
+        it in the ring, in order."""
+        if self.ring.count or not self._can_send(channel):
+            self.ring.push(channel, value)
+            return
+        self._send(channel, value)
+
+    def _can_send(self, channel):
+        client = self.client
+        return client.connected and (self.qos[channel] == 0 or client.session.inflight_free() > 0)
+
+    def _send(self, channel, value):
+        n = format_fixed(self.payload, 0, value, self.decimals[channel])
+        self.client.publish(self.topics[channel], self.payload, self.qos[channel], False, n)
+        self.published += 1
+
+    def drain_ring(self):
+        """Send buffered readings, oldest first, while the link takes them."""
+        ring = self.ring
+        while ring.count:
+            i = ring.oldest()
+            channel = ring.channel[i]
+            if not self._can_send(channel):
+                return
+            self._send(channel, ring.value[i])
+            ring.pop()
+
+    def _publish_diagnostics(self):
+        if not self.client.connected:
+            return
+        report = {
+            "uptime_s": ticks_diff(ticks_ms(), self.started) // 1000,
+            "free_heap": mem_free(),
+            "rssi": self.wifi.rssi() if self.wifi else 0,
+            "reconnects": self.client.connects - 1 if self.client.connects else 0,
+            "dropped": self.ring.dropped,
+            "buffered": self.ring.count,
+            "sensor_errors": self.sensor_errors,
+            "published": self.published,
+        }
+        self.client.publish(self.diagnostics_topic, json.dumps(report), 0, False)
+
+    # ---- battery boards ------------------------------------------------
+
+    def cycle_and_sleep(self, deepsleep, ack_timeout_ms=10000, connect_timeout_ms=30000):
+        """One wake cycle: connect, read every sensor, publish, wait for the
+        acks, then deepsleep(ms). What is not acknowledged is logged."""
+        deadline = ticks_add(ticks_ms(), connect_timeout_ms)
+        while not self.client.connected and ticks_diff(deadline, ticks_ms()) > 0:
+            if self.wifi is None or self.wifi.poll(ticks_ms()):
+                self.client.poll(100)
+            else:
+                sleep_ms(100)
+        now = ticks_ms()
+        for i in range(len(self.sensors)):
+            self.next_start[i] = now
+        while True:
+            wait = self._sensors_due(ticks_ms())
+            if all(r is None for r in self.read_at):
+                break
+            sleep_ms(wait if wait < 100 else 100)
+        self.drain_ring()
+        if not self.client.wait_for_acks(ack_timeout_ms):
+            self.log("deep sleep: %d messages unacknowledged" % self.client.session.inflight_count())
+        self.client.disconnect()
+        deepsleep(self.config["DEEP_SLEEP_S"] * 1000)
+
+
+def _parse_seconds(value):
+    try:
+        seconds = int(value)
+    except ValueError:
+        raise ValueError("interval must be whole seconds, got %r" % (value,))
+    if not 1 <= seconds <= 86400:
+        raise ValueError("interval must be 1 to 86400 s, got %d" % seconds)
+    return seconds
+
+
+def _tls_context(broker):
+    if not broker["tls"]:
+        return None
+    from compat import tls_context
+
+    return tls_context(cafile=broker["ca"])
