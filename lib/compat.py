@@ -74,6 +74,13 @@ if hasattr(socket.socket, "recv_into"):  # CPython
         except (BlockingIOError, _ssl.SSLWantReadError, _ssl.SSLWantWriteError):
             return None
 
+    def is_tls_error(error):
+        # An OpenSSL failure; its first argument is an OpenSSL code, not an errno.
+        return isinstance(error, _ssl.SSLError)
+
+    def _load_ca(context, cafile, cadata):
+        context.load_verify_locations(cafile=cafile, cadata=cadata)
+
     def poll_ready(poller, sock, timeout_ms):
         # Bytes already decrypted by the TLS layer do not make the socket readable.
         if getattr(sock, "pending", None) and sock.pending():
@@ -98,6 +105,21 @@ else:  # MicroPython
                 return None
             raise
 
+    def is_tls_error(error):
+        # mbedtls: ValueError for a certificate it rejects, OSError with a
+        # negative mbedtls code for a failed handshake.
+        if isinstance(error, ValueError):
+            return True
+        return bool(error.args) and isinstance(error.args[0], int) and error.args[0] < 0
+
+    def _load_ca(context, cafile, cadata):
+        # MicroPython's mbedtls builds take the CA as DER only: convert PEM,
+        # so a board can ship the same ca.pem as the broker.
+        if cafile is not None:
+            with open(cafile, "rb") as f:
+                cadata = f.read()
+        context.load_verify_locations(cadata=pem_to_der(cadata))
+
     def poll_ready(poller, sock, timeout_ms):
         for _ in poller.ipoll(timeout_ms):  # ipoll reuses its tuple: no allocation
             return True
@@ -113,6 +135,22 @@ def is_timeout(error):
     if error.__class__.__name__ == "TimeoutError":
         return True
     return bool(error.args) and error.args[0] in _ETIMEDOUT
+
+
+def pem_to_der(data):
+    """The first certificate of a PEM text as DER; DER passes through."""
+    if isinstance(data, str):
+        data = data.encode()
+    begin = data.find(b"-----BEGIN")
+    if begin < 0:
+        return data
+    from binascii import a2b_base64
+
+    start = data.find(b"\n", begin) + 1
+    end = data.find(b"-----END", start)
+    if start <= 0 or end < 0:
+        raise ValueError("PEM certificate without an END line")
+    return a2b_base64(data[start:end].replace(b"\n", b"").replace(b"\r", b""))
 
 
 def set_nodelay(sock):
@@ -131,7 +169,7 @@ def tls_context(cafile=None, cadata=None, certfile=None, keyfile=None):
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.verify_mode = ssl.CERT_REQUIRED
     if cafile is not None or cadata is not None:
-        context.load_verify_locations(cafile=cafile, cadata=cadata)
+        _load_ca(context, cafile, cadata)
     if certfile is not None:
         context.load_cert_chain(certfile, keyfile)
     return context

@@ -22,7 +22,7 @@ def micropython_command():
 
 def node_environment(host, port, board="unix"):
     env = dict(os.environ)
-    paths = [".frozen", os.path.join(ROOT, "lib"), os.path.join(ROOT, "boards"), os.path.join(ROOT, "firmware", "unix_fakes")]
+    paths = [".frozen"] + [os.path.join(ROOT, *p) for p in (("lib",), ("boards",), ("firmware", "unix_fakes"))]
     env.update({"MICROPYPATH": ":".join(paths), "BOARD": board, "MQTT_HOST": host, "MQTT_PORT": str(port)})
     return env
 

@@ -14,6 +14,7 @@ from compat import (
     POLLIN,
     POLLOUT,
     is_timeout,
+    is_tls_error,
     poll_ready,
     set_nodelay,
     sleep_ms,
@@ -37,6 +38,11 @@ class NotConnected(OSError):
 
 class InflightFull(OSError):
     """The in-flight table stayed full for the whole publish timeout."""
+
+
+class TLSError(OSError):
+    """The TLS handshake failed: the broker's certificate did not verify
+    (untrusted CA, wrong name) or the two ends agreed on nothing."""
 
 
 class Message:
@@ -178,10 +184,13 @@ class MQTTClient:
             raise _with_context(e, "TCP connect to %s:%d" % (self.host, self.port))
         set_nodelay(sock)
         if self.ssl_context is not None:
+            step = "TLS handshake with %s:%d" % (self.host, self.port)
             try:
                 sock = self.ssl_context.wrap_socket(sock, server_hostname=self.server_hostname)
-            except OSError as e:
-                raise _with_context(e, "TLS handshake with %s:%d" % (self.host, self.port))
+            except (OSError, ValueError) as e:  # mbedtls raises ValueError for a rejected certificate
+                if is_tls_error(e):
+                    raise TLSError("%s failed: %s" % (step, str(e).strip()))
+                raise _with_context(e, step)
             self._sock = sock
         sock.setblocking(False)
         self._poller = select.poll()
@@ -486,5 +495,5 @@ def _with_context(error, step):
         return MQTTTimeout("%s timed out" % step)
     errno = error.args[0] if error.args and isinstance(error.args[0], int) else None
     if errno is not None:
-        return OSError(errno, "%s failed: %s" % (step, error))
+        return OSError(errno, "%s failed: %s" % (step, error.args[-1]))
     return OSError("%s failed: %s" % (step, error))

@@ -1,0 +1,576 @@
+"""The client against a real mosquitto that the tests restart, pause (SIGSTOP)
+and put behind TLS, on CPython and on the MicroPython Unix port. The client
+runs as a script (tests/scripts/) in its own process, so that it can also be
+SIGKILLed; paho-mqtt, in this process, is the independent subscriber."""
+
+import collections
+import errno
+import json
+import os
+import signal
+import ssl
+import subprocess
+import sys
+import threading
+import time
+import uuid
+
+import paho.mqtt.client as paho
+import pytest
+import trustme
+
+from compat import tls_context
+from harness import micropython
+from mqtt.client import InflightFull, MQTTClient
+from mqtt.session import ConnectRefused
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+LIB = os.path.join(ROOT, "lib")
+RUNTIMES = ("cpython", "micropython")
+STREAM_COUNT = 1000
+
+
+# ---- a client script in its own process -------------------------------------
+
+
+class Script:
+    """A running tests/scripts/ script. A thread reads its output (stdout and
+    stderr merged) and stamps each line with the host's monotonic clock."""
+
+    def __init__(self, proc, command):
+        self.proc = proc
+        self.command = command
+        self.lines = []  # (time.monotonic(), line)
+        self.ended = False
+        self._changed = threading.Condition()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            with self._changed:
+                self.lines.append((time.monotonic(), line.rstrip("\n")))
+                self._changed.notify_all()
+        with self._changed:
+            self.ended = True
+            self._changed.notify_all()
+
+    def output(self):
+        with self._changed:
+            return "\n".join(line for _, line in self.lines)
+
+    def wait_for(self, prefix, timeout_s, start=0, contains=""):
+        """(host time, index, line) of the first line from index `start` on that
+        starts with prefix (and contains `contains`). Fails with the output
+        if none comes within timeout_s or the script ends first."""
+        deadline = time.monotonic() + timeout_s
+        with self._changed:
+            while True:
+                for i in range(start, len(self.lines)):
+                    t, line = self.lines[i]
+                    if line.startswith(prefix) and contains in line:
+                        return t, i, line
+                left = deadline - time.monotonic()
+                if self.ended or left <= 0:
+                    break
+                self._changed.wait(left)
+        pytest.fail(
+            "no line %r%s within %.1f s from %s\n--- output\n%s"
+            % (prefix, " containing %r" % contains if contains else "", timeout_s, self.command, self.output())
+        )
+
+    def finish(self, timeout_s):
+        """Wait for the script to exit; returns its exit code."""
+        try:
+            code = self.proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            pytest.fail("%s still running after %.0f s\n--- output\n%s" % (self.command, timeout_s, self.output()))
+        self._reader.join(timeout=5)
+        return code
+
+    def result(self, timeout_s):
+        """The JSON object of the script's `RESULT {...}` line, after it exits."""
+        self.finish(timeout_s)
+        for _, line in self.lines:
+            if line.startswith("RESULT {"):
+                return json.loads(line[len("RESULT ") :])
+        pytest.fail("no RESULT line from %s\n--- output\n%s" % (self.command, self.output()))
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=5)
+        self.proc.stdout.close()
+        self._reader.join(timeout=5)
+
+
+@pytest.fixture
+def spawn():
+    """spawn(runtime, script, args): start tests/scripts/<script> on CPython or
+    the Unix port. Every script started is killed at teardown if still running."""
+    started = []
+
+    def start(runtime, script, args):
+        path = os.path.join("tests", "scripts", script)
+        args = [str(a) for a in args]
+        pipes = dict(stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True)
+        if runtime == "cpython":
+            env = dict(os.environ, PYTHONPATH=LIB, PYTHONUNBUFFERED="1")
+            command = [sys.executable, path, *args]
+            proc = subprocess.Popen(command, cwd=ROOT, env=env, **pipes)
+        else:
+            command = micropython.command([path, *args])
+            proc = micropython.popen([path, *args], **pipes)
+        script_run = Script(proc, " ".join(command))
+        started.append(script_run)
+        return script_run
+
+    yield start
+    for script_run in started:
+        script_run.close()
+
+
+def stream_args(port, client_id, topic, qos, count, **options):
+    return ["127.0.0.1", port, client_id, topic, qos, count] + ["%s=%s" % item for item in options.items()]
+
+
+# ---- paho, the independent subscriber ---------------------------------------
+
+
+class Subscriber:
+    """A paho client that (re)subscribes on every connect, reconnects by
+    itself, and keeps every payload it receives, in order, under a lock."""
+
+    def __init__(self, port, topic, qos, client_id, clean_session=True):
+        self.topic = topic
+        self.qos = qos
+        self.payloads = []
+        self.connects = 0
+        self.subscribed = 0
+        self._changed = threading.Condition()
+        client = paho.Client(
+            paho.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=clean_session, protocol=paho.MQTTv311
+        )
+        client.on_connect = self._on_connect
+        client.on_subscribe = self._on_subscribe
+        client.on_message = self._on_message
+        client.reconnect_delay_set(min_delay=0.1, max_delay=0.5)
+        self.client = client
+        client.connect("127.0.0.1", port, keepalive=30)
+        client.loop_start()
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties):
+        with self._changed:
+            self.connects += 1
+            self._changed.notify_all()
+        client.subscribe(self.topic, self.qos)
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties):
+        with self._changed:
+            self.subscribed += 1
+            self._changed.notify_all()
+
+    def _on_message(self, client, userdata, message):
+        with self._changed:
+            self.payloads.append(message.payload.decode())
+            self._changed.notify_all()
+
+    def received(self):
+        with self._changed:
+            return list(self.payloads)
+
+    def wait(self, condition, timeout_s, what):
+        deadline = time.monotonic() + timeout_s
+        with self._changed:
+            while not condition():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    pytest.fail("%s within %.1f s (paho received %d messages)" % (what, timeout_s, len(self.payloads)))
+                self._changed.wait(left)
+
+    def close(self):
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+@pytest.fixture
+def subscriber():
+    made = []
+
+    def make(*args, **kwargs):
+        s = Subscriber(*args, **kwargs)
+        made.append(s)
+        s.wait(lambda: s.subscribed, 10, "no SUBACK")
+        return s
+
+    yield make
+    for s in made:
+        s.close()
+
+
+def numbers(payloads):
+    return [int(p) for p in payloads]
+
+
+# ---- 1. a QoS 1 / QoS 2 stream through two broker restarts ------------------
+
+
+INFLIGHT_MAX = 16
+
+
+def restart_with_window_full(broker, sent_unread):
+    """A graceful restart (SIGTERM: persistence saved) while the client has a
+    full in-flight window of transmitted, unacknowledged messages: SIGSTOP
+    first, so that they pile up in the broker's socket buffer. With
+    sent_unread the broker exits without reading them (the client sees
+    ECONNRESET and resends them with DUP to a broker that never saw them);
+    without, it wakes and is stopped at once, so it may read and acknowledge
+    some of them with the acks lost (then the client resends messages the
+    broker already has). Which happens in the second case is up to timing;
+    QoS 2 must deliver each number once either way."""
+    broker.pause()
+    time.sleep(0.2)  # ~60 publish attempts at 3 ms: the window fills
+    if sent_unread:
+        broker.proc.terminate()  # pending until SIGCONT
+    broker.resume()
+    broker.restart(graceful=True)
+
+
+@pytest.mark.parametrize("qos", [1, 2])
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_stream_survives_two_broker_restarts(runtime, qos, make_broker, spawn, subscriber):
+    """1000 numbered messages while mosquitto (persistence on) is restarted
+    twice mid-stream: at QoS 1 each arrives at least once, at QoS 2 exactly once."""
+    broker = make_broker(persistence=True)
+    topic = "house/test/stream%d" % qos
+    sub = subscriber(broker.port, topic, qos, "paho-stream-%s-%d" % (runtime, qos), clean_session=False)
+    node = spawn(
+        runtime,
+        "qos_stream.py",
+        stream_args(
+            broker.port,
+            "node-stream-%s-%d" % (runtime, qos),
+            topic,
+            qos,
+            STREAM_COUNT,
+            interval_ms=3,
+            inflight_max=INFLIGHT_MAX,
+            events=1,
+        ),
+    )
+    node.wait_for("READY", 15)
+    for n, threshold in enumerate((250, 600)):
+        sub.wait(lambda t=threshold: len(sub.payloads) >= t, 30, "fewer than %d messages" % threshold)
+        restart_with_window_full(broker, sent_unread=n == 0)
+        sub.wait(lambda n=n: sub.connects >= n + 2, 15, "paho did not reconnect after restart %d" % (n + 1))
+    result = node.result(60)
+    assert result["complete"], node.output()
+    assert result["published"] == STREAM_COUNT
+    assert result["acked"] == STREAM_COUNT
+    assert result["reconnects"] >= 2, result
+    # At least the first restart's full window went out again after CONNACK.
+    assert result["resent"] >= INFLIGHT_MAX, result
+    sub.wait(lambda: set(numbers(sub.payloads)) >= set(range(STREAM_COUNT)), 20, "not every number arrived")
+    if qos == 2:
+        time.sleep(0.5)  # a late duplicate would arrive now
+        counts = collections.Counter(numbers(sub.received()))
+        duplicates = sorted(k for k, v in counts.items() if v > 1)
+        assert duplicates == [], "QoS 2 delivered %d numbers more than once: %s" % (len(duplicates), duplicates[:20])
+        assert sorted(counts) == list(range(STREAM_COUNT))
+
+
+# ---- 2. a silent broker is found by the keepalive ---------------------------
+
+KEEPALIVE_S = 2
+SCHEDULING_MARGIN_S = 1.5
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_stopped_broker_found_within_one_and_a_half_keepalives_then_stream_resumes(
+    runtime, make_broker, spawn, subscriber
+):
+    """SIGSTOP holds the TCP link open with nobody answering: only the
+    keepalive can tell. The client must drop the link within 1.5 x keepalive
+    (plus a scheduling margin: a correctness bound, not a performance figure),
+    then reconnect after SIGCONT and finish the stream."""
+    broker = make_broker()
+    topic = "house/test/keepalive"
+    count = 300
+    sub = subscriber(broker.port, topic, 1, "paho-keepalive-%s" % runtime)
+    node = spawn(
+        runtime,
+        "qos_stream.py",
+        stream_args(
+            broker.port,
+            "node-keepalive-%s" % runtime,
+            topic,
+            1,
+            count,
+            keepalive=KEEPALIVE_S,
+            interval_ms=10,
+            events=1,
+            connect_timeout_ms=1000,
+        ),
+    )
+    _, ready, _ = node.wait_for("READY", 15)
+    sub.wait(lambda: len(sub.payloads) >= 20, 10, "the stream did not start")
+    broker.pause()
+    try:
+        paused_at = time.monotonic()
+        found_at, index, line = node.wait_for("EVENT disconnect", 1.5 * KEEPALIVE_S + SCHEDULING_MARGIN_S + 2, ready)
+        assert "KeepaliveTimeout" in line, "first disconnect was not the keepalive: " + line
+        noticed = found_at - paused_at
+        print("%s: dead link noticed %.2f s after SIGSTOP: %s" % (runtime, noticed, line))
+        assert noticed <= 1.5 * KEEPALIVE_S + SCHEDULING_MARGIN_S, "dead link noticed only after %.2f s" % noticed
+        # Not before 1.5 x keepalive of silence either (the last PUBACK came
+        # at most one publish interval before the pause).
+        assert noticed >= 1.5 * KEEPALIVE_S - 0.3, "dropped a live link after %.2f s" % noticed
+        # Still stopped, the broker's kernel accepts the next TCP connect but
+        # no CONNACK comes: that attempt must end at connect_timeout_ms.
+        node.wait_for("EVENT disconnect", 3, index + 1, contains="MQTTTimeout")
+    finally:
+        broker.resume()
+    node.wait_for("EVENT connect", 15, index)
+    result = node.result(60)
+    assert result["complete"], node.output()
+    assert result["published"] == count and result["acked"] == count
+    assert result["reconnects"] >= 1
+    assert result["disconnect_reasons"].get("KeepaliveTimeout", 0) >= 1, result
+    assert result["disconnect_reasons"].get("MQTTTimeout", 0) >= 1, result
+    sub.wait(lambda: set(numbers(sub.payloads)) >= set(range(count)), 20, "not every number arrived")
+
+
+# ---- 3. TLS -----------------------------------------------------------------
+
+
+@pytest.fixture
+def tls_files(tmp_path):
+    """A CA, a server certificate for localhost / 127.0.0.1 signed by it, and
+    a second CA that signed nothing; each CA as PEM and as DER."""
+    ca, other = trustme.CA(), trustme.CA()
+    server = ca.issue_cert("localhost", "127.0.0.1")
+    files = {
+        "ca": tmp_path / "ca.pem",
+        "other": tmp_path / "other-ca.pem",
+        "certfile": tmp_path / "server.pem",
+        "keyfile": tmp_path / "server.key",
+    }
+    ca.cert_pem.write_to_path(files["ca"])
+    other.cert_pem.write_to_path(files["other"])
+    server.cert_chain_pems[0].write_to_path(files["certfile"])
+    server.private_key_pem.write_to_path(files["keyfile"])
+    for name in ("ca", "other"):
+        der = tmp_path / (files[name].stem + ".der")
+        der.write_bytes(ssl.PEM_cert_to_DER_cert(files[name].read_text()))
+        files[name + "_der"] = der
+    return {name: str(path) for name, path in files.items()}
+
+
+@pytest.fixture
+def tls_broker(make_broker, tls_files):
+    return make_broker(
+        tls={"cafile": tls_files["ca"], "certfile": tls_files["certfile"], "keyfile": tls_files["keyfile"]}
+    )
+
+
+def ca_for(runtime, tls_files, name):
+    # The Unix port's mbedtls is built without PEM parsing: a PEM CA raises
+    # ValueError('invalid cert') at load_verify_locations, DER works.
+    return tls_files[name + "_der"] if runtime == "micropython" else tls_files[name]
+
+
+def parse_error(line):
+    # "ERROR class=<name> oserror=<0|1> message=<text>"
+    head, _, message = line.partition(" message=")
+    fields = dict(part.split("=", 1) for part in head.split()[1:])
+    return fields["class"], fields["oserror"] == "1", message
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_tls_publish_reaches_a_plain_subscriber(runtime, tls_broker, tls_files, spawn, subscriber):
+    topic = "house/test/tls"
+    sub = subscriber(tls_broker.port, topic, 1, "paho-tls-%s" % runtime)
+    node = spawn(
+        runtime,
+        "tls_connect.py",
+        ["127.0.0.1", tls_broker.tls_port, ca_for(runtime, tls_files, "ca"), "localhost", "node-tls-" + runtime, topic],
+    )
+    _, _, line = node.wait_for("RESULT", 20)
+    assert line.startswith("RESULT ok"), node.output()
+    assert node.finish(10) == 0
+    sub.wait(lambda: sub.payloads, 5, "the TLS publish did not reach paho")
+    assert sub.received() == ["tls-ok"]
+
+
+@pytest.mark.parametrize(
+    "ca, server_hostname, cause",
+    [
+        ("other", "localhost", ("CERTIFICATE_VERIFY_FAILED", "not correctly signed by the trusted CA")),
+        ("ca", "not-the-broker.example", ("Hostname mismatch", "does not match with the expected CN")),
+    ],
+    ids=["wrong-ca", "wrong-hostname"],
+)
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_tls_verify_failure_is_an_oserror_naming_cause_and_broker(
+    runtime, ca, server_hostname, cause, tls_broker, tls_files, spawn
+):
+    """connect() raises OSError (what callers and poll() catch for link
+    failures) whose message says it was the TLS handshake, with which broker,
+    and why (CPython's / mbedtls's own words)."""
+    node = spawn(
+        runtime,
+        "tls_connect.py",
+        ["127.0.0.1", tls_broker.tls_port, ca_for(runtime, tls_files, ca), server_hostname, "node-bad-tls", "house/x"],
+    )
+    _, _, line = node.wait_for("ERROR", 20)
+    assert node.finish(10) == 1
+    name, is_oserror, message = parse_error(line)
+    assert any(words in message for words in cause), line
+    assert is_oserror, "%s is not an OSError: %s" % (name, line)
+    assert "TLS handshake with 127.0.0.1:%d" % tls_broker.tls_port in message, line
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_tls_verify_failure_while_reconnecting_does_not_escape_poll(runtime, tls_broker, tls_files, spawn):
+    """poll() never raises for link failures (client.py docstring): a broker
+    whose certificate does not verify is retried with backoff and reported
+    through on_disconnect, and the node's loop goes on."""
+    node = spawn(
+        runtime,
+        "qos_stream.py",
+        stream_args(
+            tls_broker.tls_port,
+            "node-tls-loop-" + runtime,
+            "house/x",
+            1,
+            1,
+            deadline_s=2,
+            events=1,
+            cafile=ca_for(runtime, tls_files, "other"),
+            server_hostname="localhost",
+        ),
+    )
+    result = node.result(20)
+    assert result["connects"] == 0 and not result["complete"], node.output()
+    assert sum(result["disconnect_reasons"].values()) >= 2, result  # retried, not given up
+
+
+# ---- 4. the in-flight window -------------------------------------------------
+
+
+def test_inflight_full_raises_after_publish_timeout_without_growing_memory(make_broker):
+    broker = make_broker()
+    client = MQTTClient("node-window", "127.0.0.1", broker.port, inflight_max=4, publish_timeout_ms=1000)
+    client.connect()
+    memory = len(client.session.mem)
+    broker.pause()
+    try:
+        ids = [client.publish("house/test/window", "%d" % i, 1) for i in range(4)]
+        assert len(set(ids)) == 4 and all(1 <= i <= 65535 for i in ids)
+        started = time.monotonic()
+        with pytest.raises(InflightFull) as raised:
+            client.publish("house/test/window", "4", 1)
+        waited = time.monotonic() - started
+        assert 0.9 <= waited <= 2.0, "InflightFull after %.2f s, publish_timeout_ms=1000" % waited
+        assert "4 messages" in str(raised.value) and "1000 ms" in str(raised.value), str(raised.value)
+        assert client.session.inflight_count() == 4
+        assert len(client.session.mem) == memory
+        assert client.connected  # a full window is not a dead link
+    finally:
+        broker.resume()
+        client.disconnect()
+
+
+# ---- 5. the last will --------------------------------------------------------
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_last_will_published_when_node_process_is_killed(runtime, broker, spawn, subscriber):
+    # The shared broker: ids and topics unique to this run.
+    tag = "%s-%s" % (runtime, uuid.uuid4().hex[:8])
+    topic = "house/test/will-%s/status" % tag
+    sub = subscriber(broker.port, topic, 1, "paho-will-" + tag)
+    node = spawn(
+        runtime,
+        "qos_stream.py",
+        stream_args(
+            broker.port,
+            "node-will-" + tag,
+            "house/x",
+            1,
+            0,
+            will_topic=topic,
+            will_payload="offline",
+            linger_ms=30000,
+            deadline_s=40,
+            clean=1,
+        ),
+    )
+    node.wait_for("READY", 15)
+    time.sleep(0.2)
+    assert sub.received() == []  # alive: no will yet
+    node.proc.send_signal(signal.SIGKILL)
+    assert node.finish(5) == -signal.SIGKILL
+    sub.wait(lambda: sub.payloads, 5, "no last will after SIGKILL")
+    assert sub.received() == ["offline"]
+
+
+# ---- 6. errors that name their cause (CPython, no paho) ----------------------
+
+
+def test_wrong_ca_error_names_tls_handshake_broker_and_certificate(tls_broker, tls_files):
+    client = MQTTClient(
+        "node-wrong-ca",
+        "127.0.0.1",
+        tls_broker.tls_port,
+        ssl_context=tls_context(cafile=tls_files["other"]),
+        server_hostname="localhost",
+        connect_timeout_ms=5000,
+    )
+    with pytest.raises(OSError) as raised:
+        client.connect()
+    message = str(raised.value)
+    assert "TLS handshake with 127.0.0.1:%d failed" % tls_broker.tls_port in message, message
+    assert "CERTIFICATE_VERIFY_FAILED" in message and "certificate verify failed" in message, message
+    # The ssl module's own exception stays reachable for callers that want it.
+    assert isinstance(raised.value.__context__, ssl.SSLCertVerificationError)
+    assert not client.connected
+    assert client.last_error is raised.value
+
+
+def test_certificate_failure_is_not_reported_as_an_errno(tls_broker, tls_files):
+    """ssl.SSLError's first argument is an OpenSSL error code (1 =
+    SSL_ERROR_SSL), not an errno. Passed on as an errno, a certificate that
+    does not verify becomes PermissionError [Errno 1] (EPERM), which a caller
+    branching on errno reads as something else entirely."""
+    client = MQTTClient(
+        "node-wrong-ca-errno",
+        "127.0.0.1",
+        tls_broker.tls_port,
+        ssl_context=tls_context(cafile=tls_files["other"]),
+        server_hostname="localhost",
+        connect_timeout_ms=5000,
+    )
+    with pytest.raises(OSError) as raised:
+        client.connect()
+    assert not isinstance(raised.value, PermissionError), "%s: %s" % (type(raised.value).__name__, raised.value)
+    assert raised.value.errno != errno.EPERM, str(raised.value)
+
+
+def test_refused_connect_names_reason_and_poll_keeps_retrying(broker):
+    client = MQTTClient(
+        "node-refused-" + uuid.uuid4().hex[:8], "127.0.0.1", broker.auth_port, reconnect_min_ms=50, reconnect_max_ms=200
+    )
+    with pytest.raises(ConnectRefused) as raised:
+        client.connect()
+    assert raised.value.return_code == 5
+    assert "not authorized" in str(raised.value) and "CONNACK code 5" in str(raised.value)
+    refusals = []
+    client.on_disconnect = lambda c, userdata, error: refusals.append(error)
+    client.start_reconnecting()
+    deadline = time.monotonic() + 5
+    while len(refusals) < 3 and time.monotonic() < deadline:
+        client.poll(100)  # must not raise
+    assert len(refusals) >= 3
+    assert all(isinstance(e, ConnectRefused) and e.return_code == 5 for e in refusals)
+    assert not client.connected and client.reconnect_in_ms() >= 0
