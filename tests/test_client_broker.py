@@ -574,3 +574,13 @@ def test_refused_connect_names_reason_and_poll_keeps_retrying(broker):
     assert len(refusals) >= 3
     assert all(isinstance(e, ConnectRefused) and e.return_code == 5 for e in refusals)
     assert not client.connected and client.reconnect_in_ms() >= 0
+
+
+def test_pem_ca_works_on_the_unix_port_through_compat(tls_broker, tls_files):
+    """compat.tls_context converts a PEM CA to the DER the Unix port's mbedtls takes."""
+    result = micropython.run(
+        ["tests/scripts/tls_connect.py", "127.0.0.1", str(tls_broker.tls_port), tls_files["ca"], "localhost",
+         "node-pem", "house/test/pem"],
+        timeout=30,
+    )
+    assert "RESULT ok" in result.stdout, result.stdout + result.stderr

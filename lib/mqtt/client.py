@@ -15,6 +15,7 @@ from compat import (
     POLLOUT,
     is_timeout,
     is_tls_error,
+    mem_free,
     poll_ready,
     set_nodelay,
     sleep_ms,
@@ -57,6 +58,8 @@ class Message:
 
 
 _STAGE_SIZE = 128
+# mbedtls "allocation failed" codes: SSL, X509, PK, MPI, cipher.
+_MBEDTLS_ALLOC_FAILED = (-0x7F00, -0x2880, -0x3F80, -0x0010, -0x6180)
 
 
 class MQTTClient:
@@ -125,6 +128,7 @@ class MQTTClient:
         self.on_message = None  # (client, userdata, message)
         self.on_publish = None  # (client, userdata, packet_id): QoS 1/2 complete
         self.on_subscribe = None  # (client, userdata, packet_id, granted_qos tuple; 0x80 = refused)
+        self.on_log = None  # (client, userdata, message)
 
         self.connects = 0
         self.disconnects = 0
@@ -185,9 +189,15 @@ class MQTTClient:
         set_nodelay(sock)
         if self.ssl_context is not None:
             step = "TLS handshake with %s:%d" % (self.host, self.port)
+            free = mem_free()
+            self._log("%s, free heap %d bytes" % (step, free))
             try:
                 sock = self.ssl_context.wrap_socket(sock, server_hostname=self.server_hostname)
+            except MemoryError:
+                raise TLSError(_tls_memory_advice(step, free))
             except (OSError, ValueError) as e:  # mbedtls raises ValueError for a rejected certificate
+                if e.args and e.args[0] in _MBEDTLS_ALLOC_FAILED:
+                    raise TLSError(_tls_memory_advice(step, free))
                 if is_tls_error(e):
                     raise TLSError("%s failed: %s" % (step, str(e).strip()))
                 raise _with_context(e, step)
@@ -463,6 +473,10 @@ class MQTTClient:
             self._rx_length = 0
             self.oversize_dropped += 1
 
+    def _log(self, message):
+        if self.on_log is not None:
+            self.on_log(self, self.userdata, message)
+
     # ---- session hooks -------------------------------------------------
 
     def _deliver(self, buf, packet):
@@ -485,6 +499,14 @@ def _publish_size(topic, payload, payload_len):
     # Upper bound of an encoded QoS 0 PUBLISH: 1 type byte, up to 4 length
     # bytes, 2 topic length bytes.
     return 7 + len(topic) + (len(payload) if payload_len < 0 else payload_len)
+
+
+def _tls_memory_advice(step, free):
+    return (
+        "%s failed: out of memory (%d bytes free before it). An RSA broker certificate needs about 40 KB "
+        "during the handshake: use an ECDSA certificate and a short CA chain, or connect before allocating "
+        "large buffers" % (step, free)
+    )
 
 
 def _with_context(error, step):

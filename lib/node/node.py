@@ -92,7 +92,11 @@ class Node:
                 inflight_max=config["INFLIGHT"],
                 max_packet=config["MAX_PACKET"],
                 tx_size=config["MAX_PACKET"],
+                # A blocking step must end well before the watchdog would fire.
+                connect_timeout_ms=_step_deadline_ms(config["WATCHDOG_MS"]),
+                io_timeout_ms=_step_deadline_ms(config["WATCHDOG_MS"]),
             )
+            client.on_log = lambda c, u, message: log("mqtt: " + message)
         self.client = client
         client.will_set(self.status_topic, b"offline", 1, True)
         client.on_connect = self._on_connect
@@ -311,6 +315,10 @@ class Node:
             self.log("deep sleep: %d messages unacknowledged" % self.client.session.inflight_count())
         self.client.disconnect()
         deepsleep(self.config["DEEP_SLEEP_S"] * 1000)
+
+
+def _step_deadline_ms(watchdog_ms):
+    return 10000 if not watchdog_ms else min(10000, watchdog_ms // 2)
 
 
 def _parse_seconds(value):

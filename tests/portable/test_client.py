@@ -1,6 +1,6 @@
 # The client against the real mosquitto the harness started, on CPython and
 # on the Unix port. Each test uses its own client ids and topics.
-from mqtt.client import ConnectRefused, MQTTClient, NotConnected
+from mqtt.client import ConnectRefused, MQTTClient, NotConnected, TLSError
 from support import allocated_by, broker_address, heap_locked, poll_until, refusing_broker_address, unique_id
 
 SMALL_HEAP = True
@@ -208,3 +208,43 @@ def test_publish_and_acks_after_connect_allocate_nothing():
     heap_locked(_publish_burst, client, 200)
     assert client.connected
     assert client.disconnects == 0
+
+
+class _FailingTLS:
+    """Stands in for an SSLContext whose handshake fails the way a board's does."""
+
+    def __init__(self, error):
+        self.error = error
+
+    def wrap_socket(self, sock, server_hostname=None):
+        raise self.error
+
+
+def _tls_error(error):
+    client = make_client("tls", ssl_context=_FailingTLS(error))
+    logged = []
+    client.on_log = lambda c, u, message: logged.append(message)
+    try:
+        client.connect()
+    except OSError as e:  # TLSError is one
+        assert not client.connected
+        return str(e), logged, isinstance(e, TLSError)
+    raise AssertionError("no TLSError for %r" % (error,))
+
+
+def test_tls_out_of_memory_says_so_and_what_to_change():
+    # mbedtls reports a failed allocation as MBEDTLS_ERR_SSL_ALLOC_FAILED (-0x7F00);
+    # MicroPython's own heap as MemoryError.
+    for error in (OSError(-0x7F00), MemoryError()):
+        message, logged, is_tls = _tls_error(error)
+        assert is_tls
+        assert "out of memory" in message and "ECDSA" in message, message
+        assert "TLS handshake with 127.0.0.1:" in message
+        # The free heap was logged before the handshake began.
+        assert logged and "free heap" in logged[0], logged
+
+
+def test_tls_other_failures_keep_their_cause():
+    message, _, _ = _tls_error(ValueError("The certificate is not correctly signed by the trusted CA"))
+    assert "TLS handshake with 127.0.0.1:" in message
+    assert "not correctly signed" in message
