@@ -14,9 +14,11 @@ from mqtt.client import MQTTClient
 from node import discovery
 from node.fixed import format_fixed
 from node.ring import Ring
+from node.timestamp import format_json, now_s, set_clock_from_ntp
 from sensors import make as make_sensor
 
-_PAYLOAD_SIZE = 24
+_PAYLOAD_SIZE = 48  # {"v":-12345.67,"t":"2026-11-23T08:00:00Z"} fits
+_NTP_RETRY_MS = 3600000
 
 
 class Node:
@@ -73,6 +75,9 @@ class Node:
                 self.decimals.append(driver.DECIMALS[k])
                 self.qos.append(s["qos"])
         self.payload = bytearray(_PAYLOAD_SIZE)
+        self.json_payload = config["PAYLOAD"] == "json"
+        self.clock_set = False
+        self.next_ntp = now
         self.ring = Ring(config["BUFFER"])
         self.published = 0
         self.sensor_errors = 0
@@ -128,7 +133,7 @@ class Node:
                 driver.UNITS[k],
                 driver.DEVICE_CLASSES[k],
                 self.status_topic,
-                False,
+                self.json_payload,
                 self.model,
             )
             self.client.publish(discovery.config_topic(self.config["NODE"], self.names[ch]), payload, 1, True)
@@ -174,6 +179,9 @@ class Node:
         link_up = self.wifi is None or self.wifi.poll(now)
         if not link_up and self.client.connected:
             self.client.abort(OSError("wifi down"))
+        if self.json_payload and not self.clock_set and link_up and ticks_diff(now, self.next_ntp) >= 0:
+            self.clock_set = set_clock_from_ntp(self.log)
+            self.next_ntp = ticks_add(now, _NTP_RETRY_MS)
         wait = self._sensors_due(now)
         self.drain_ring()
         if self.config["DIAGNOSTICS_S"]:
@@ -251,17 +259,21 @@ class Node:
     def publish_reading(self, channel, value):
         """Publish now if the link is up and nothing older waits; else keep
         it in the ring, in order."""
+        taken = now_s() if self.json_payload else 0
         if self.ring.count or not self._can_send(channel):
-            self.ring.push(channel, value)
+            self.ring.push(channel, value, taken)
             return
-        self._send(channel, value)
+        self._send(channel, value, taken)
 
     def _can_send(self, channel):
         client = self.client
         return client.connected and (self.qos[channel] == 0 or client.session.inflight_free() > 0)
 
-    def _send(self, channel, value):
-        n = format_fixed(self.payload, 0, value, self.decimals[channel])
+    def _send(self, channel, value, taken):
+        if self.json_payload:
+            n = format_json(self.payload, value, self.decimals[channel], taken)
+        else:
+            n = format_fixed(self.payload, 0, value, self.decimals[channel])
         self.client.publish(self.topics[channel], self.payload, self.qos[channel], False, n)
         self.published += 1
 
@@ -273,7 +285,7 @@ class Node:
             channel = ring.channel[i]
             if not self._can_send(channel):
                 return
-            self._send(channel, ring.value[i])
+            self._send(channel, ring.value[i], ring.taken[i])
             ring.pop()
 
     def _publish_diagnostics(self):
