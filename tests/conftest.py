@@ -96,13 +96,15 @@ def _test_functions(path):
     with open(path) as f:
         tree = ast.parse(f.read())
     names = [n.name for n in tree.body if isinstance(n, ast.FunctionDef) and n.name.startswith("test_")]
-    small_heap = any(
-        isinstance(n, ast.Assign)
-        and any(isinstance(t, ast.Name) and t.id == "SMALL_HEAP" for t in n.targets)
-        and isinstance(n.value, ast.Constant)
-        and n.value.value is True
-        for n in tree.body
-    )
+    # SMALL_HEAP = True: also run under an ESP32's free RAM; = "pico_w": a Pico W's.
+    small_heap = None
+    for n in tree.body:
+        if (
+            isinstance(n, ast.Assign)
+            and any(isinstance(t, ast.Name) and t.id == "SMALL_HEAP" for t in n.targets)
+            and isinstance(n.value, ast.Constant)
+        ):
+            small_heap = n.value.value
     return names, small_heap
 
 
@@ -110,8 +112,10 @@ class MicroPythonFile(pytest.File):
     def collect(self):
         names, small_heap = _test_functions(self.path)
         variants = [("unix", None)]
-        if small_heap:
+        if small_heap is True:
             variants.append(("unix-esp32heap", micropython.HEAP_ESP32))
+        elif small_heap == "pico_w":
+            variants.append(("unix-picowheap", micropython.HEAP_PICO_W))
         for variant, heapsize in variants:
             for name in names:
                 yield MicroPythonItem.from_parent(

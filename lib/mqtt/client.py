@@ -272,6 +272,8 @@ class MQTTClient:
             if wait < 0 or (timeout_ms >= 0 and timeout_ms < wait):
                 wait = timeout_ms
             self._read(wait)
+            if not self.connected:  # a callback called disconnect()
+                return self.reconnect_in_ms()
             wait = self.session.tick(ticks_ms())
             self._flush()
             return wait
@@ -373,7 +375,7 @@ class MQTTClient:
     def _flush(self):
         session = self.session
         count = session.out_count
-        if not count:
+        if not count or self._sock is None:
             return
         mem = session.mem
         for i in range(count):

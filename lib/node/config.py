@@ -3,6 +3,7 @@
 # mistake fails at boot with the key and the value, not hours later.
 
 from compat import getenv
+from sensors import DRIVERS
 
 _TOPIC_FORBIDDEN = ("/", "+", "#", "\x00")
 
@@ -24,7 +25,7 @@ def _whole(key, value, low, high):
 
 
 def _qos(key, value):
-    if value not in (0, 1, 2) or isinstance(value, bool):
+    if not isinstance(value, int) or isinstance(value, bool) or value not in (0, 1, 2):
         raise ValueError("board %s must be 0, 1 or 2, got %r" % (key, value))
 
 
@@ -94,7 +95,10 @@ def _broker(broker, secrets):
     if host:
         b["host"] = host
     if port:
-        b["port"] = int(port)
+        try:
+            b["port"] = int(port)
+        except ValueError:
+            raise ValueError("environment MQTT_PORT must be a port number, got %r" % (port,))
     if not isinstance(b["host"], str) or not b["host"]:
         raise ValueError("board BROKER host must be a host name or address, got %r" % (b["host"],))
     _whole("BROKER port", b["port"], 1, 65535)
@@ -131,6 +135,10 @@ def _sensor(index, sensor, buses):
         "period_s": sensor.get("period_s", 60),
         "qos": sensor.get("qos", 1),
     }
+    if s["driver"] not in DRIVERS:
+        raise ValueError(
+            "board %s driver %r is unknown: known are %s" % (key, s["driver"], ", ".join(sorted(DRIVERS)))
+        )
     _whole(key + " period_s", s["period_s"], 1, 86400)
     _qos(key + " qos", s["qos"])
     if s["bus"] is not None and s["bus"] not in buses:

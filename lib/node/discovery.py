@@ -9,7 +9,8 @@ DISCOVERY_PREFIX = "homeassistant"
 
 def object_id(text):
     # Discovery topic levels allow only [a-zA-Z0-9_-].
-    return "".join(c if c.isalpha() or c.isdigit() or c in "_-" else "_" for c in text)
+    # ASCII only, compared by range: str.isalpha() takes "ü" on CPython and not on MicroPython.
+    return "".join(c if "a" <= c <= "z" or "A" <= c <= "Z" or "0" <= c <= "9" or c in "_-" else "_" for c in text)
 
 
 def config_topic(node, sensor_name):

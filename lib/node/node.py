@@ -145,6 +145,10 @@ class Node:
             return
         key = message.topic[len(self.command_prefix) :]
         value = message.payload
+        if message.retain and key == "reboot":
+            # A retained reboot would be obeyed at every connect: a reboot loop.
+            self.log("command rejected: retained reboot ignored (publish it without retain)")
+            return
         try:
             self.command(key, value)
         except ValueError as e:

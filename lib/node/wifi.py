@@ -3,7 +3,7 @@
 # in firmware/unix_fakes/network.py.
 
 from backoff import Backoff
-from compat import ticks_add, ticks_diff, ticks_ms
+from compat import ticks_add, ticks_diff
 
 
 class Wifi:
@@ -18,7 +18,8 @@ class Wifi:
         self.log = log
         self._deadline = 0
         self._connecting = False
-        self._retry_at = ticks_ms()
+        self._retry_due = True  # try at the first poll
+        self._retry_at = 0
         self.reconnects = 0
         self.failures = 0
 
@@ -39,6 +40,9 @@ class Wifi:
                 self.backoff.reset()
                 self.reconnects += 1
                 self.log("wifi: up on %r" % self.ssid)
+            # When the link drops, associate again at once: a retry time
+            # kept from days ago would be meaningless once ticks wrap.
+            self._retry_due = True
             return True
         if self._connecting:
             if ticks_diff(now, self._deadline) >= 0:
@@ -46,6 +50,7 @@ class Wifi:
                 self.failures += 1
                 delay = self.backoff.next_ms()
                 self._retry_at = ticks_add(now, delay)
+                self._retry_due = False
                 self.log("wifi: no association with %r within %d ms, retry in %d ms"
                          % (self.ssid, self.connect_timeout_ms, delay))
                 try:
@@ -53,7 +58,8 @@ class Wifi:
                 except OSError:
                     pass
             return False
-        if ticks_diff(now, self._retry_at) >= 0:
+        if self._retry_due or ticks_diff(now, self._retry_at) >= 0:
+            self._retry_due = False
             self.wlan.active(True)
             try:
                 self.wlan.connect(self.ssid, self.password)

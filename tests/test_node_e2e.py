@@ -1,0 +1,401 @@
+"""End to end: firmware/main.py on the MicroPython Unix port, as `make run`
+starts it, against a private mosquitto, watched by a paho subscriber. Every
+sensor of boards/unix.py publishes, availability and Home Assistant
+discovery are retained, the last will fires when the process dies, and
+readings taken while the broker is down arrive, in order, once it is back.
+Also: every board file in boards/ loads, and a broken one is refused by name."""
+
+import importlib.util
+import json
+import os
+import subprocess
+import threading
+import time
+
+import paho.mqtt.client as mqtt
+import pytest
+
+from node import config as board_config
+from node import discovery
+from node.fixed import format_fixed
+from sensors import driver_class
+from sensors import make as make_sensor
+from tools import run_local
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BOARDS = os.path.join(ROOT, "boards")
+MAIN = os.path.join(ROOT, "firmware", "main.py")
+STATUS = "house/kitchen/unix-node/status"
+UNIX_SENSORS = ("temperature", "humidity", "pressure", "illuminance")
+# Home Assistant's abbreviations for the keys a sensor config may use.
+HA_SENSOR_KEYS = {"name", "uniq_id", "stat_t", "stat_cla", "avty_t", "dev", "unit_of_meas", "dev_cla", "val_tpl"}
+HA_DEVICE_KEYS = {"ids", "name", "mdl", "mf", "sa", "sw", "hw"}
+
+
+def wait_until(condition, timeout_s, step_s=0.02):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(step_s)
+    return condition()
+
+
+def load_board_file(path):
+    name = "board_under_test_%d" % abs(hash(path))
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def expected_payloads(driver, seed, count):
+    """What a simulated sensor reads, in order, as the node formats it."""
+    sensor = make_sensor(driver, None, seed=seed)
+    values = [0]
+    buf = bytearray(24)
+    out = []
+    for _ in range(count):
+        sensor.start()
+        sensor.read(values)
+        n = format_fixed(buf, 0, values[0], sensor.DECIMALS[0])
+        out.append(bytes(buf[:n]))
+    return out
+
+
+class Subscriber:
+    """A paho client (MQTT 3.1.1) recording (arrival time, topic, payload, qos, retain)."""
+
+    def __init__(self, broker, topics, client_id="", clean_session=True):
+        self.topics = topics
+        self.messages = []
+        self.lock = threading.Lock()
+        self.subscribed = threading.Event()
+        self.client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311, clean_session=clean_session
+        )
+        self.client.on_connect = self._on_connect
+        self.client.on_subscribe = lambda client, userdata, mid, reason_codes, properties: self.subscribed.set()
+        self.client.on_message = self._on_message
+        self.client.reconnect_delay_set(1, 1)  # back at once when a test restarts the broker
+        self.client.connect(broker.address[0], broker.address[1], keepalive=10)
+        self.client.loop_start()
+        assert self.subscribed.wait(5), "no SUBACK from the broker"
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties):
+        client.subscribe([(topic, 1) for topic in self.topics])
+
+    def _on_message(self, client, userdata, message):
+        with self.lock:
+            self.messages.append((time.monotonic(), message.topic, message.payload, message.qos, message.retain))
+
+    def on(self, topic):
+        with self.lock:
+            return [m for m in self.messages if m[1] == topic]
+
+    def payloads(self, topic):
+        return [m[2] for m in self.on(topic)]
+
+    def close(self):
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+class NodeProcess:
+    """firmware/main.py on the Unix port; stdout collected line by line."""
+
+    def __init__(self, broker, board="unix", extra_path=None):
+        host, port = broker.address
+        if extra_path is None:
+            self.proc = run_local.start_node(
+                host, port, board, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+            )
+        else:
+            env = run_local.node_environment(host, port, board)
+            env["MICROPYPATH"] += ":" + extra_path
+            self.proc = subprocess.Popen(
+                run_local.micropython_command() + [MAIN],
+                env=env,
+                cwd=ROOT,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+        self.lines = []
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    def output(self):
+        return "\n".join(self.lines)
+
+    def count(self, text):
+        return sum(1 for line in list(self.lines) if text in line)
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(timeout=5)
+        self.reader.join(timeout=5)
+
+
+@pytest.fixture
+def nodes():
+    """Starts node processes; each is SIGKILLed at the end, whatever happened."""
+    started = []
+
+    def start(*args, **kwargs):
+        node = NodeProcess(*args, **kwargs)
+        started.append(node)
+        return node
+
+    yield start
+    for node in started:
+        node.kill()
+
+
+@pytest.fixture
+def subscribers():
+    made = []
+
+    def make(*args, **kwargs):
+        sub = Subscriber(*args, **kwargs)
+        made.append(sub)
+        return sub
+
+    yield make
+    for sub in made:
+        sub.close()
+
+
+# ---- boards/unix.py, end to end -----------------------------------------------
+
+
+def test_unix_node_publishes_every_sensor_status_and_discovery(make_broker, nodes, subscribers):
+    broker = make_broker()
+    live = subscribers(broker, ["house/#"])
+    node = nodes(broker)
+    topics = ["house/kitchen/" + name for name in UNIX_SENSORS]
+    assert wait_until(lambda: all(live.on(t) for t in topics), 10), (live.messages, node.output())
+    assert node.proc.poll() is None, node.output()
+    assert node.count("mqtt: connected to 127.0.0.1:%d" % broker.port) == 1, node.output()
+
+    # The first reading of each sensor is the simulated series' first value.
+    board = board_config.load(load_board_file(os.path.join(BOARDS, "unix.py")))
+    for name, s in zip(UNIX_SENSORS, board["SENSORS"], strict=True):
+        first = live.on("house/kitchen/" + name)[0]
+        assert first[2] == expected_payloads(s["driver"], s["params"]["seed"], 1)[0], (name, first)
+        assert first[3] == s["qos"], (name, first)
+        assert first[4] is False, "readings are not retained"
+
+    # A subscriber that comes later gets the retained status and discovery configs.
+    late = subscribers(broker, [STATUS, "homeassistant/#"])
+    assert wait_until(lambda: len([m for m in late.messages if m[1].startswith("homeassistant/")]) >= 4, 5)
+    assert [(m[2], m[4]) for m in late.on(STATUS)] == [(b"online", True)]
+    configs = {m[1]: m for m in late.messages if m[1].startswith("homeassistant/")}
+    assert sorted(configs) == sorted("homeassistant/sensor/unix-node/%s/config" % n for n in UNIX_SENSORS)
+    unique_ids = set()
+    for name, s in zip(UNIX_SENSORS, board["SENSORS"], strict=True):
+        message = configs["homeassistant/sensor/unix-node/%s/config" % name]
+        assert message[4] is True, "discovery configs are retained"
+        cfg = json.loads(message[2])
+        assert set(cfg) <= HA_SENSOR_KEYS, set(cfg) - HA_SENSOR_KEYS
+        assert set(cfg["dev"]) <= HA_DEVICE_KEYS, set(cfg["dev"]) - HA_DEVICE_KEYS
+        driver = driver_class(s["driver"])
+        assert cfg["stat_t"] == "house/kitchen/" + name
+        assert cfg["avty_t"] == STATUS
+        assert cfg["unit_of_meas"] == driver.UNITS[0]
+        assert cfg["dev_cla"] == driver.DEVICE_CLASSES[0]
+        assert cfg["stat_cla"] == "measurement"
+        assert cfg["dev"]["ids"] == ["unix-node"]
+        assert cfg["dev"]["mdl"] == "MicroPython Unix port"
+        unique_ids.add(cfg["uniq_id"])
+    assert len(unique_ids) == 4
+
+
+def test_last_will_offline_when_node_process_is_killed(make_broker, nodes, subscribers):
+    broker = make_broker()
+    watcher = subscribers(broker, [STATUS])
+    node = nodes(broker)
+    assert wait_until(lambda: b"online" in watcher.payloads(STATUS), 10), node.output()
+    node.proc.kill()  # SIGKILL: no DISCONNECT, the broker sees the socket close
+    node.proc.wait(timeout=5)
+    assert wait_until(lambda: watcher.payloads(STATUS)[-1:] == [b"offline"], 5), watcher.messages
+    late = subscribers(broker, [STATUS])
+    assert wait_until(lambda: late.on(STATUS), 5)
+    assert [(m[2], m[4]) for m in late.on(STATUS)] == [(b"offline", True)], "the will is retained"
+
+
+# ---- broker down: readings wait in the ring ---------------------------------
+
+OFFLINE_BOARD = """
+MODEL = "offline test"
+ROOM = "kitchen"
+NODE = "offline-node"
+BROKER = {"host": "127.0.0.1", "port": 1883, "keepalive_s": 10}
+SENSORS = [
+    {"driver": "sim_temperature", "period_s": 1, "qos": 1, "params": {"seed": 1}},
+    {"driver": "sim_humidity", "period_s": 1, "qos": 1, "params": {"seed": 2}},
+]
+BUFFER = 64
+DIAGNOSTICS_S = 0
+DISCOVERY = False
+"""
+
+
+def delivered_in_order(received, expected, redelivery_window=5):
+    """Matches the received payloads against the series the node reads:
+    each must be the next reading, or (QoS 1 is at least once) a copy of
+    one of the last few. Returns how many distinct readings came, in order;
+    fails on a gap or a reordering."""
+    j = 0
+    for position, payload in enumerate(received):
+        if j < len(expected) and payload == expected[j]:
+            j += 1
+        elif payload in expected[max(0, j - redelivery_window) : j]:
+            continue
+        else:
+            raise AssertionError(
+                "reading %d is %r: expected %r (next in the series) or a redelivery\nreceived %r\nseries %r"
+                % (position, payload, expected[j] if j < len(expected) else None, received, expected[: j + 5])
+            )
+    return j
+
+
+def test_readings_taken_while_broker_is_down_arrive_in_order_after_restart(make_broker, nodes, subscribers, tmp_path):
+    (tmp_path / "offline_board.py").write_text(OFFLINE_BOARD)
+    broker = make_broker(persistence=True)
+    # A persistent session, so nothing published while it reconnects is lost.
+    sub = subscribers(broker, ["house/kitchen/#"], client_id="e2e-offline-watcher", clean_session=False)
+    started = time.monotonic()
+    node = nodes(broker, board="offline_board", extra_path=str(tmp_path))
+    temperature, humidity = "house/kitchen/temperature", "house/kitchen/humidity"
+    assert wait_until(lambda: len(sub.on(temperature)) >= 2, 10), node.output()
+
+    broker.stop()  # SIGTERM: mosquitto saves its sessions
+    stopped = time.monotonic()
+    assert wait_until(lambda: node.count("mqtt: link down") >= 1, 5), node.output()
+    time.sleep(3.5)  # about 3 readings of each sensor go to the ring
+    broker.start()  # same port, same persistence file
+    restarted = time.monotonic()
+    assert wait_until(lambda: node.count("mqtt: connected to") >= 2, 15), node.output()
+    reconnected = time.monotonic()
+    assert wait_until(lambda: sub.client.is_connected(), 5)
+    time.sleep(2.0)  # let the drained backlog and a live reading or two arrive
+    node.kill()
+    ran_s = time.monotonic() - started
+    assert node.proc.returncode == -9, node.output()  # it was running until killed
+
+    for topic, driver, seed in ((temperature, "sim_temperature", 1), (humidity, "sim_humidity", 2)):
+        received = sub.payloads(topic)
+        count = delivered_in_order(received, expected_payloads(driver, seed, 400))
+        # One reading a second, from start-up to the kill; the last may still be in flight.
+        assert ran_s - 3 <= count <= ran_s + 1, (topic, count, ran_s, node.output())
+        # The readings taken during the outage came as a burst once the link was back.
+        after = [m[0] for m in sub.on(topic) if m[0] > restarted]
+        assert after, (topic, "nothing after the restart")
+        burst = [t for t in after if t - after[0] < 0.5]
+        outage_s = reconnected - stopped
+        assert len(burst) >= int(outage_s) - 1 >= 2, (topic, len(burst), outage_s, node.output())
+        before = [m for m in sub.on(topic) if stopped < m[0] < restarted]
+        assert not before, "nothing can arrive while the broker is down"
+
+
+# ---- board files ---------------------------------------------------------------
+
+
+def board_files():
+    return sorted(
+        name
+        for name in os.listdir(BOARDS)
+        if name.endswith(".py") and name not in ("secrets_template.py", "secrets.py")
+    )
+
+
+def test_there_are_board_files():
+    assert "unix.py" in board_files() and len(board_files()) >= 3
+
+
+@pytest.mark.parametrize("name", board_files())
+def test_board_file_loads_and_every_channel_has_its_own_topic(name, monkeypatch):
+    monkeypatch.delenv("MQTT_HOST", raising=False)
+    monkeypatch.delenv("MQTT_PORT", raising=False)
+    secrets = load_board_file(os.path.join(BOARDS, "secrets_template.py"))
+    board = load_board_file(os.path.join(BOARDS, name))
+    c = board_config.load(board, secrets)
+    names = []
+    for s in c["SENSORS"]:
+        driver = driver_class(s["driver"])  # a known driver
+        names += [s["prefix"] + channel for channel in driver.CHANNELS]
+        if s["bus"] is None and not s["driver"].startswith("sim_") and s["driver"] != "mcu_temp":
+            assert s["pin"] is not None, "%s: %s needs a pin or a bus" % (name, s["driver"])
+    assert len(set(names)) == len(names), names
+    # Each discovery config must fit one in-flight slot (MAX_PACKET) to go out at QoS 1.
+    status = "%s/%s/%s/status" % (c["PREFIX"], c["ROOM"], c["NODE"])
+    for s in c["SENSORS"]:
+        driver = driver_class(s["driver"])
+        for k, channel in enumerate(driver.CHANNELS):
+            sensor_name = s["prefix"] + channel
+            payload = discovery.config_payload(
+                c["NODE"],
+                c["ROOM"],
+                sensor_name,
+                "%s/%s/%s" % (c["PREFIX"], c["ROOM"], sensor_name),
+                driver.UNITS[k],
+                driver.DEVICE_CLASSES[k],
+                status,
+                c["PAYLOAD"] == "json",
+                getattr(board, "MODEL", "house sensor node"),
+            )
+            topic = discovery.config_topic(c["NODE"], sensor_name)
+            size = 1 + 4 + 2 + len(topic.encode()) + 2 + len(payload.encode())
+            assert size <= c["MAX_PACKET"], (name, sensor_name, size)
+
+
+BREAKAGES = (
+    # (text in boards/unix.py, replacement, fragments the error names)
+    ('"qos": 1, "params": {"seed": 1}', '"qos": 3, "params": {"seed": 1}', ("SENSORS[0] qos", "3")),
+    ('ROOM = "kitchen"', 'ROOM = "kitchen/2"', ("ROOM", "'kitchen/2'")),
+    ('"keepalive_s": 30', '"keepalive_s": 30, "port": 70000', ("BROKER port", "70000")),
+    (
+        '{"driver": "sim_pressure", "period_s": 5',
+        '{"driver": "sim_pressure", "period_s": 0',
+        ("SENSORS[2] period_s", "0"),
+    ),
+)
+
+
+@pytest.mark.parametrize("original,replacement,fragments", BREAKAGES)
+def test_broken_copy_of_a_board_names_the_key(original, replacement, fragments, tmp_path, monkeypatch):
+    monkeypatch.delenv("MQTT_PORT", raising=False)
+    with open(os.path.join(BOARDS, "unix.py")) as f:
+        text = f.read()
+    assert original in text, "boards/unix.py changed: update this test"
+    path = tmp_path / "broken_board.py"
+    path.write_text(text.replace(original, replacement, 1))
+    with pytest.raises(ValueError) as error:
+        board_config.load(load_board_file(str(path)))
+    for fragment in fragments:
+        assert fragment in str(error.value), str(error.value)
+
+
+def test_firmware_stops_with_the_reason_on_a_broken_board(tmp_path):
+    # On the Unix port, as on a board: main.py prints the reason and exits 2,
+    # it does not loop. No broker is needed: it fails before connecting.
+    with open(os.path.join(BOARDS, "unix.py")) as f:
+        text = f.read()
+    (tmp_path / "broken_board.py").write_text(
+        text.replace('"qos": 0, "params": {"seed": 3}', '"qos": 5, "params": {"seed": 3}')
+    )
+    env = run_local.node_environment("127.0.0.1", 1, "broken_board")
+    env["MICROPYPATH"] += ":" + str(tmp_path)
+    result = subprocess.run(
+        run_local.micropython_command() + [MAIN], env=env, cwd=ROOT, capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "board file error" in result.stdout and "SENSORS[2] qos" in result.stdout and "5" in result.stdout, (
+        result.stdout
+    )
