@@ -25,7 +25,7 @@ from compat import (
     ticks_diff,
     ticks_ms,
 )
-from mqtt.packet import Packet, ProtocolError, decode_header
+from mqtt.packet import PUBLISH, Packet, ProtocolError, decode_header
 from mqtt.session import CONNECTED, ConnectRefused, KeepaliveTimeout, Session
 
 
@@ -451,7 +451,15 @@ class MQTTClient:
             for i in range(n):
                 rx[have + i] = stage[i]
         have += n
-        consumed = self.session.receive(rx, 0, have, ticks_ms())
+        session = self.session
+        consumed = session.receive(rx, 0, have, ticks_ms())
+        while consumed < have and session.pending_output() and self.connected:
+            # The session stopped for room to queue acks: send them, go on.
+            self._flush()
+            n = session.receive(rx, consumed, have, ticks_ms())
+            if not n:
+                break
+            consumed += n
         left = have - consumed
         if left and consumed:
             for i in range(left):
@@ -469,11 +477,21 @@ class MQTTClient:
     def _check_oversize(self, have):
         # A packet larger than the receive buffer is drained and counted,
         # never handled by growing the buffer (the peer picks its length).
+        # Wait until the buffer is full, so a PUBLISH's packet id is in it.
+        rx = self._rx
         header = self._header
-        if decode_header(self._rx, 0, have, header) > 0 and header.length > len(self._rx):
-            self._drain = header.length - have
-            self._rx_length = 0
-            self.oversize_dropped += 1
+        if have < len(rx) or decode_header(rx, 0, have, header) <= 0 or header.length <= len(rx):
+            return
+        if header.type == PUBLISH and header.flags & 0x06:
+            # 3.1.1 section 4.3: acknowledge it anyway, or the broker resends
+            # it at every reconnect and holds back everything after it.
+            at = header.header_length
+            id_at = at + 2 + ((rx[at] << 8) | rx[at + 1])
+            if id_at + 2 <= have:
+                self.session.ack_dropped((header.flags >> 1) & 3, (rx[id_at] << 8) | rx[id_at + 1])
+        self._drain = header.length - have
+        self._rx_length = 0
+        self.oversize_dropped += 1
 
     def _log(self, message):
         if self.on_log is not None:

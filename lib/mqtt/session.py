@@ -50,6 +50,8 @@ _MAX_PACKET_ID = const(65535)
 _INBOUND_QOS2_MAX = const(32)
 # Extra output segments beyond one per in-flight slot: scratch runs, acks, pings.
 _OUT_SPARE = const(8)
+# PUBACK, PUBREC, PUBREL, PUBCOMP: what handling one incoming packet may queue.
+_ACK_SIZE = const(4)
 
 
 class ConnectRefused(Exception):
@@ -344,6 +346,8 @@ class Session:
         packet = self._packet
         consumed = 0
         while start < end:
+            if self._scratch_size - self._scratch_end < _ACK_SIZE:
+                break  # no room for its ack: the client writes out, then calls again
             n = decode(buf, start, end, packet)
             if n < 0:
                 break
@@ -416,6 +420,12 @@ class Session:
             else:
                 self.duplicates_dropped += 1
             self._queue_scratch(encode_ack(self._scratch, self._scratch_end, PUBREC, packet.packet_id))
+
+    def ack_dropped(self, qos, packet_id):
+        """Acknowledge an incoming PUBLISH the client could not take (too
+        large for its buffer), so the broker does not resend it forever."""
+        kind = PUBACK if qos == 1 else PUBREC
+        self._queue_scratch(encode_ack(self._scratch, self._scratch_end, kind, packet_id))
 
     def _deliver(self, buf, packet):
         if self.on_message is not None:
