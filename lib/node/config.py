@@ -61,6 +61,7 @@ def load(board, secrets=None):
     payload = get("PAYLOAD", "plain")
     if payload not in ("plain", "json"):
         raise ValueError("board PAYLOAD must be 'plain' or 'json', got %r" % (payload,))
+    c["STORE"] = _store(get("STORE", None))
     c["BROKER"] = _broker(get("BROKER"), secrets)
     c["WIFI"] = _wifi(get("WIFI", None), secrets)
     buses = {}
@@ -76,6 +77,27 @@ def load(board, secrets=None):
         raise ValueError("board SENSORS must be a non-empty list, got %r" % (sensors,))
     c["SENSORS"] = [_sensor(i, s, buses) for i, s in enumerate(sensors)]
     return c
+
+
+def _store(store):
+    """STORE: None (readings wait in RAM only) or a dict for node.store.FlashStore."""
+    if store is None:
+        return None
+    if not isinstance(store, dict) or not isinstance(store.get("path"), str):
+        raise ValueError("board STORE must be None or a dict with a 'path' string, got %r" % (store,))
+    s = {
+        "path": store["path"],
+        "capacity": store.get("capacity", 2048),
+        "policy": store.get("policy", "all"),
+        "flush_every": store.get("flush_every", 32),
+        "flush_s": store.get("flush_s", 120),
+    }
+    if s["policy"] not in ("all", "latest"):
+        raise ValueError("board STORE policy must be 'all' or 'latest', got %r" % (s["policy"],))
+    _whole("STORE capacity", s["capacity"], 16, 1000000)
+    _whole("STORE flush_every", s["flush_every"], 1, 256)
+    _whole("STORE flush_s", s["flush_s"], 1, 86400)
+    return s
 
 
 def _broker(broker, secrets):

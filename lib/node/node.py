@@ -14,6 +14,7 @@ from mqtt.client import MQTTClient
 from node import discovery
 from node.fixed import format_fixed
 from node.ring import Ring
+from node.store import FlashStore
 from node.timestamp import format_json, now_s, set_clock_from_ntp
 from sensors import make as make_sensor
 
@@ -79,6 +80,9 @@ class Node:
         self.clock_set = False
         self.next_ntp = now
         self.ring = Ring(config["BUFFER"])
+        self.store = _open_store(config, len(self.topics), log)
+        self.store_errors = 0
+        self._disconnects_seen = 0
         self.published = 0
         self.sensor_errors = 0
         self.next_diagnostics = ticks_add(now, config["DIAGNOSTICS_S"] * 1000)
@@ -107,6 +111,7 @@ class Node:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_command
+        client.on_publish = self._on_publish
         client.start_reconnecting()  # the first connect is a reconnect: retried forever
 
     # ---- connection events ---------------------------------------------
@@ -120,6 +125,31 @@ class Node:
 
     def _on_disconnect(self, client, userdata, error):
         self.log("mqtt: link down (%r), retry in %d ms" % (error, client.reconnect_in_ms()))
+        if client.disconnects != self._disconnects_seen:
+            # The link dropped (not a failed reconnect, which would flush at
+            # every backoff step): what waits in RAM goes to flash now.
+            self._disconnects_seen = client.disconnects
+            self.flush_store()
+
+    def _on_publish(self, client, userdata, packet_id):
+        if self.store is not None:
+            try:
+                self.store.acked(packet_id)
+            except OSError as e:  # a flash error is not a link error: keep it out of client.poll
+                self._store_failed(e)
+
+    def flush_store(self):
+        """Write the store's RAM batch and acknowledgements to flash (before a
+        reset, deep sleep, or when the link goes down)."""
+        if self.store is not None:
+            try:
+                self.store.flush()
+            except OSError as e:
+                self._store_failed(e)
+
+    def _store_failed(self, error):
+        self.store_errors += 1
+        self.log("store: %s" % (error,))
 
     def _publish_discovery(self):
         for ch in range(len(self.topics)):
@@ -170,6 +200,7 @@ class Node:
             self.log("command: reboot")
             if self.reset is None:
                 raise ValueError("reboot is not available on this board")
+            self.flush_store()
             self.client.disconnect()
             self.reset()
         else:
@@ -188,6 +219,13 @@ class Node:
             self.next_ntp = ticks_add(now, _NTP_RETRY_MS)
         wait = self._sensors_due(now)
         self.drain_ring()
+        if self.store is not None:
+            try:
+                left = self.store.poll(now)
+            except OSError as e:
+                self._store_failed(e)
+                left = -1
+            wait = left if 0 <= left < wait else wait
         if self.config["DIAGNOSTICS_S"]:
             left = ticks_diff(self.next_diagnostics, now)
             if left <= 0:
@@ -264,6 +302,13 @@ class Node:
         """Publish now if the link is up and nothing older waits; else keep
         it in the ring, in order."""
         taken = now_s() if self.json_payload else 0
+        store = self.store
+        if store is not None and (store.unsent or not self._can_send(channel)):
+            try:
+                store.append(channel, value, taken)
+                return
+            except OSError as e:  # flash full or failing: the RAM ring keeps it
+                self._store_failed(e)
         if self.ring.count or not self._can_send(channel):
             self.ring.push(channel, value, taken)
             return
@@ -278,11 +323,27 @@ class Node:
             n = format_json(self.payload, value, self.decimals[channel], taken)
         else:
             n = format_fixed(self.payload, 0, value, self.decimals[channel])
-        self.client.publish(self.topics[channel], self.payload, self.qos[channel], False, n)
+        packet_id = self.client.publish(self.topics[channel], self.payload, self.qos[channel], False, n)
         self.published += 1
+        return packet_id
 
     def drain_ring(self):
-        """Send buffered readings, oldest first, while the link takes them."""
+        """Send buffered readings, oldest first, while the link takes them:
+        the flash store's first (they are older), then the RAM ring's."""
+        store = self.store
+        if store is not None:
+            try:
+                while True:
+                    seq = store.oldest()
+                    if seq < 0:
+                        break
+                    if not self._can_send(store.channel):
+                        return
+                    # QoS 0: packet id 0, done at once; QoS 1/2: acked() in _on_publish.
+                    store.sent(seq, self._send(store.channel, store.value, store.taken))
+            except OSError as e:
+                self._store_failed(e)
+                return
         ring = self.ring
         while ring.count:
             i = ring.oldest()
@@ -300,8 +361,9 @@ class Node:
             "free_heap": mem_free(),
             "rssi": self.wifi.rssi() if self.wifi else 0,
             "reconnects": self.client.connects - 1 if self.client.connects else 0,
-            "dropped": self.ring.dropped,
-            "buffered": self.ring.count,
+            "dropped": self.ring.dropped + (self.store.dropped if self.store else 0),
+            "buffered": self.ring.count + (self.store.count if self.store else 0),
+            "store_errors": self.store_errors,
             "sensor_errors": self.sensor_errors,
             "published": self.published,
         }
@@ -329,8 +391,34 @@ class Node:
         self.drain_ring()
         if not self.client.wait_for_acks(ack_timeout_ms):
             self.log("deep sleep: %d messages unacknowledged" % self.client.session.inflight_count())
+        self.flush_store()  # unacknowledged readings are replayed after the wake-up
         self.client.disconnect()
         deepsleep(self.config["DEEP_SLEEP_S"] * 1000)
+
+
+def _open_store(config, channels, log):
+    """The board's flash store, or None (no STORE, or the filesystem failed:
+    then readings wait in the RAM ring only)."""
+    settings = config.get("STORE")
+    if not settings:
+        return None
+    try:
+        store = FlashStore(
+            settings["path"],
+            capacity=settings["capacity"],
+            policy=settings["policy"],
+            channels=channels,
+            flush_every=settings["flush_every"],
+            flush_ms=settings["flush_s"] * 1000,
+            # Unacknowledged at once: the client's window plus QoS 0 readings between them.
+            window=2 * config["INFLIGHT"],
+        )
+    except OSError as e:
+        log("store: cannot open %s (%s): readings wait in RAM only" % (settings["path"], e))
+        return None
+    if store.recovered or store.torn:
+        log("store: %d readings kept across the reset (%d torn)" % (store.recovered, store.torn))
+    return store
 
 
 def _step_deadline_ms(watchdog_ms):

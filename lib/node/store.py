@@ -313,6 +313,15 @@ class FlashStore:
                         self.torn += 1
             self._advance()
 
+    def _oldest_live(self):
+        latest = self._latest
+        oldest = self._next
+        for ch in range(self.channels):
+            seq = latest[ch]
+            if self._read <= seq < oldest:
+                oldest = seq
+        return oldest
+
     def _live_channel(self, seq):
         latest = self._latest
         for ch in range(self.channels):
@@ -409,7 +418,13 @@ class FlashStore:
             if s == self._loaded:
                 return s
             if latest is not None and self._live_channel(s) < 0:
-                self._done(s)  # superseded: consumed without sending
+                # Superseded: consumed without sending. With nothing in
+                # flight, jump to the oldest live value in one step.
+                if s == self._tail:
+                    self._read = self._oldest_live()
+                    self._move_tail(self._read)
+                else:
+                    self._done(s)
                 continue
             if not self._fetch(s) or (self.channels and self.channel >= self.channels):
                 self.torn += 1
@@ -475,6 +490,9 @@ class FlashStore:
         t = self._tail
         while t < self._read and win[t % w] == 0:
             t += 1
+        self._move_tail(t)
+
+    def _move_tail(self, t):
         if t == self._tail:
             return
         self._acks_since_commit += t - self._tail

@@ -1,0 +1,543 @@
+# The flash-backed store (node.store): order, wrap-around, policies, torn
+# writes, acknowledgements that survive a reset, where flushes write, and no
+# allocation on the hot path. Runs on CPython and on the Unix port (also with
+# a board-sized heap). Each test works in its own directory under /tmp.
+import os
+
+from node.store import FlashStore
+from support import allocated_by, heap_locked, unique_id
+
+SMALL_HEAP = True
+
+RECORD = 16
+
+
+def fresh_dir(name):
+    path = "%s/%s" % (os.getenv("TMPDIR") or "/tmp", unique_id("store-" + name))
+    try:
+        for entry in os.listdir(path):
+            os.remove(path + "/" + entry)
+    except OSError:
+        pass
+    return path
+
+
+def remove_dir(path):
+    for entry in os.listdir(path):
+        os.remove(path + "/" + entry)
+    os.rmdir(path)
+
+
+def small(path, **kwargs):
+    """4 segment files of 16 slots: wraps and changes file often."""
+    settings = {"capacity": 64, "flush_every": 4, "segment_bytes": 256, "channels": 8}
+    settings.update(kwargs)
+    return FlashStore(path, **settings)
+
+
+def drain(store, packet_id=0):
+    """[(seq, channel, value, taken)] handed out in order; sent with packet_id
+    (0: QoS 0, done at once; else packet_id, packet_id + 1, ... unacked)."""
+    out = []
+    while True:
+        seq = store.oldest()
+        if seq < 0:
+            return out
+        out.append((seq, store.channel, store.value, store.taken))
+        store.sent(seq, packet_id + len(out) - 1 if packet_id else 0)
+
+
+def replay(store):
+    """The values held, handed out as QoS 1 and never acknowledged, so the
+    store on disk is left as it was."""
+    return [value for _, _, value, _ in drain(store, packet_id=1)]
+
+
+def read_file(name):
+    with open(name, "rb") as f:
+        return bytearray(f.read())
+
+
+def write_file(name, data):
+    with open(name, "wb") as f:
+        f.write(data)
+
+
+class RecordingFile:
+    """A file that remembers each write (name, offset, length) and flush."""
+
+    def __init__(self, log, name, f):
+        self.log = log
+        self.name = name
+        self.f = f
+        self.pos = 0
+
+    def seek(self, offset, whence=0):
+        self.pos = self.f.seek(offset, whence)
+        return self.pos
+
+    def write(self, data):
+        n = self.f.write(data)
+        self.log.append(("write", self.name, self.pos, len(data)))
+        self.pos += len(data)
+        return n
+
+    def readinto(self, buf):
+        n = self.f.readinto(buf)
+        self.pos += n or 0
+        return n
+
+    def flush(self):
+        self.f.flush()
+        self.log.append(("flush", self.name, 0, 0))
+
+    def close(self):
+        self.f.close()
+
+
+def recording_opener(log):
+    def opener(name, mode):
+        return RecordingFile(log, name.split("/")[-1], open(name, mode))
+
+    return opener
+
+
+# ---- order and reopening ---------------------------------------------------
+
+
+def test_readings_replay_in_append_order_with_their_fields():
+    path = fresh_dir("order")
+    store = small(path)
+    readings = [(0, 2150, 1700000000), (3, -40, 0), (7, 2147483647, 4294967295), (1, -2147483648, 1)]
+    seqs = [store.append(c, v, t) for c, v, t in readings]
+    assert seqs == [1, 2, 3, 4]
+    assert store.count == 4 and store.unsent == 4
+    out = drain(store)
+    assert [(c, v, t) for _, c, v, t in out] == readings
+    assert [s for s, _, _, _ in out] == seqs
+    assert store.count == 0 and store.oldest() == -1
+    store.close()
+    remove_dir(path)
+
+
+def test_reopen_after_close_reproduces_the_readings():
+    path = fresh_dir("reopen")
+    store = small(path)
+    for i in range(10):
+        store.append(i % 8, i * 100, 1000 + i)
+    store.close()
+    again = small(path)
+    assert again.recovered == 10 and again.count == 10 and again.torn == 0
+    assert drain(again) == [(i + 1, i % 8, i * 100, 1000 + i) for i in range(10)]
+    assert again.append(0, 1) == 11  # sequence numbers go on
+    again.close()
+    remove_dir(path)
+
+
+def test_reset_loses_only_what_was_not_flushed():
+    path = fresh_dir("reset")
+    store = small(path, flush_every=4)
+    for i in range(6):
+        store.append(0, i)
+    assert store.durable_seq == 4  # one batch of 4 written, 2 in RAM
+    # No close(): a reset. The next boot sees what reached the file.
+    after = small(path, flush_every=4)
+    assert [v for _, _, v, _ in drain(after)] == [0, 1, 2, 3]
+    after.close()
+    remove_dir(path)
+
+
+# ---- wrap-around and the "all" policy --------------------------------------
+
+
+def test_full_store_drops_the_oldest_and_counts_it():
+    path = fresh_dir("full")
+    store = small(path)  # 64 slots
+    for i in range(100):
+        store.append(i % 8, i)
+    assert store.count == 64 and store.dropped == 36
+    store.close()
+    again = small(path)
+    out = drain(again)
+    assert [v for _, _, v, _ in out] == list(range(36, 100))
+    assert [s for s, _, _, _ in out] == list(range(37, 101))
+    again.close()
+    remove_dir(path)
+
+
+def test_wraps_round_robin_over_the_segment_files():
+    path = fresh_dir("wrap")
+    log = []
+    store = small(path, opener=recording_opener(log))
+    del log[:]
+    for i in range(200):  # three laps and more
+        store.append(0, i)
+    writes = [(name, offset, n) for kind, name, offset, n in log if kind == "write"]
+    # Every slot is written once per lap, in order: seg0, seg1, seg2, seg3, seg0 ...
+    slots = []
+    for name, offset, n in writes:
+        first = int(name[3:]) * 16 + offset // RECORD
+        slots.extend(range(first, first + n // RECORD))
+    assert store.durable_seq == 199  # the last batch still in RAM
+    assert slots == [s % 64 for s in range(1, 200)]
+    store.close()
+    remove_dir(path)
+
+
+def test_consecutive_flushes_never_write_the_same_place():
+    path = fresh_dir("wear")
+    log = []
+    store = small(path, opener=recording_opener(log))
+    del log[:]
+    previous = None
+    for i in range(150):
+        store.append(i % 8, i)
+        if i % 3 == 0:
+            store.flush()  # partial batches too: they must not rewrite their slots
+    spans = []
+    pending = []
+    for kind, name, offset, n in log:
+        if kind == "write" and name.startswith("seg"):
+            pending.append((int(name[3:]) * 16 * RECORD + offset, n))
+        elif kind == "flush" and pending:
+            spans.append(pending)
+            pending = []
+    assert len(spans) > 40
+    for span in spans:
+        assert len(span) == 1, "one write per flush, got %r" % (span,)
+        start, n = span[0]
+        if previous is not None:
+            p_start, p_n = previous
+            # The next flush starts where the previous ended (mod the ring): never the same bytes.
+            assert start == (p_start + p_n) % (64 * RECORD), (previous, span)
+            assert start + n <= p_start or start >= p_start + p_n
+        previous = span[0]
+    store.close()
+    remove_dir(path)
+
+
+def test_acknowledgement_markers_rotate_over_their_slots():
+    path = fresh_dir("markers")
+    log = []
+    store = small(path, commit_every=4, opener=recording_opener(log))
+    del log[:]
+    for _ in range(12):
+        for i in range(8):
+            store.append(0, i)
+        store.flush()
+        drain(store)  # QoS 0: done; empty, so a marker each round
+    offsets = [offset for kind, name, offset, n in log if kind == "write" and name == "marker"]
+    assert len(offsets) >= 12
+    for i in range(1, len(offsets)):
+        assert offsets[i] != offsets[i - 1]
+    assert sorted(set(offsets)) == [i * RECORD for i in range(8)]
+    store.close()
+    remove_dir(path)
+
+
+# ---- the "latest" policy ---------------------------------------------------
+
+
+def test_latest_keeps_only_the_newest_value_per_channel():
+    path = fresh_dir("latest")
+    store = small(path, policy="latest", channels=3)
+    for i in range(10):
+        store.append(i % 3, i)
+    assert store.count == 3 and store.dropped == 7
+    store.close()
+    again = small(path, policy="latest", channels=3)
+    assert again.count == 3
+    again.close()
+    again = small(path, policy="latest", channels=3)
+    out = drain(again)
+    # Replayed in the order they were appended: 7 (ch 1), 8 (ch 2), 9 (ch 0).
+    assert [(c, v) for _, c, v, _ in out] == [(1, 7), (2, 8), (0, 9)]
+    again.close()
+    remove_dir(path)
+
+
+def test_latest_copies_a_live_value_forward_when_the_log_wraps():
+    path = fresh_dir("latest-wrap")
+    store = small(path, policy="latest", channels=2)  # 64 slots
+    store.append(1, 111)  # channel 1 reads once, then only channel 0
+    for i in range(300):
+        store.append(0, i)
+    assert store.relocated >= 1
+    assert store.count == 2
+    store.close()
+    again = small(path, policy="latest", channels=2)
+    assert sorted((c, v) for _, c, v, _ in drain(again)) == [(0, 299), (1, 111)]
+    again.close()
+    remove_dir(path)
+
+
+# ---- torn writes -----------------------------------------------------------
+
+
+def test_a_corrupt_byte_anywhere_in_the_last_record_drops_only_it():
+    path = fresh_dir("corrupt")
+    store = small(path)
+    for i in range(6):
+        store.append(1, 1000 + i)
+    store.close()
+    name = path + "/seg0"
+    good = read_file(name)
+    last = 6 * RECORD  # seq 6 lives in slot 6
+    for i in range(RECORD):
+        bad = bytearray(good)
+        bad[last + i] ^= 0xFF
+        write_file(name, bad)
+        again = small(path)
+        assert replay(again) == [1000, 1001, 1002, 1003, 1004], "byte %d" % i
+        again.close()
+        write_file(name, good)
+    remove_dir(path)
+
+
+def test_a_torn_write_is_skipped_at_every_offset():
+    # A write cut short leaves the new bytes up to some offset and the old
+    # ones after it; here the old ones are the previous lap's record.
+    path = fresh_dir("torn")
+    store = small(path, capacity=32, flush_every=1, segment_bytes=512)
+    for i in range(39):
+        store.append(2, i)
+    name = path + "/seg0"
+    before = read_file(name)
+    store.append(2, 39)  # seq 40, slot 8: over seq 8
+    store.close()
+    after = read_file(name)
+    slot = 40 % 32 * RECORD
+    for cut in range(RECORD + 1):
+        torn = bytearray(after)
+        torn[slot + cut : slot + RECORD] = before[slot + cut : slot + RECORD]
+        write_file(name, torn)
+        again = small(path, capacity=32, flush_every=1, segment_bytes=512)
+        values = replay(again)
+        if torn[slot : slot + RECORD] == after[slot : slot + RECORD]:
+            assert values == list(range(8, 40)), cut  # the write completed
+        elif cut == 0:
+            assert values == list(range(7, 39)), cut  # nothing written: seq 8 still there
+        else:
+            assert values == list(range(8, 39)), cut  # torn: skipped
+        # Sequence numbers go on from the newest intact record, never reused below it.
+        assert again.append(2, 99) == (41 if values[-1] == 39 else 40)
+        again.close()
+    remove_dir(path)
+
+
+def test_a_truncated_segment_file_keeps_the_records_before_the_cut():
+    path = fresh_dir("truncated")
+    store = small(path)
+    for i in range(8):
+        store.append(0, i)
+    store.close()
+    name = path + "/seg0"
+    good = read_file(name)
+    for cut in range(7 * RECORD, 9 * RECORD):  # inside seq 7 and seq 8
+        write_file(name, good[:cut])
+        again = small(path)
+        assert replay(again) == list(range(min(8, (cut - RECORD) // RECORD))), cut
+        again.close()
+    remove_dir(path)
+
+
+# ---- acknowledgements ------------------------------------------------------
+
+
+def test_unacknowledged_readings_come_back_after_a_reset():
+    path = fresh_dir("unacked")
+    store = small(path)
+    for i in range(8):
+        store.append(0, i)
+    store.flush()
+    assert len(drain(store, packet_id=100)) == 8  # QoS 1, no PUBACK yet
+    assert store.count == 8 and store.unsent == 0
+    again = small(path)  # reset: the client's in-flight table is gone too
+    assert [v for _, _, v, _ in drain(again)] == list(range(8))
+    again.close()
+    remove_dir(path)
+
+
+def test_acknowledged_readings_do_not_come_back_once_committed():
+    path = fresh_dir("acked")
+    store = small(path, commit_every=4)
+    for i in range(10):
+        store.append(0, i)
+    store.flush()
+    drain(store, packet_id=100)
+    for packet_id in (100, 101, 102, 103, 104):
+        assert store.acked(packet_id)
+    assert store.committed_seq == 4  # a marker after 4 acks; the 5th waits
+    again = small(path)  # reset
+    # 5 was acknowledged but not yet committed: it may come back (QoS 1 allows a duplicate).
+    assert [v for _, _, v, _ in drain(again)] == [4, 5, 6, 7, 8, 9]
+    again.close()
+    store.flush()
+    again = small(path)
+    assert [v for _, _, v, _ in drain(again)] == [5, 6, 7, 8, 9]
+    again.close()
+    remove_dir(path)
+
+
+def test_pubacks_out_of_order_free_readings_only_behind_the_oldest():
+    path = fresh_dir("order-acks")
+    store = small(path, commit_every=1)
+    for i in range(5):
+        store.append(0, i)
+    store.flush()
+    drain(store, packet_id=10)  # packet ids 10..14
+    assert store.acked(12) and store.acked(11)
+    assert store.count == 5 and store.committed_seq == 0  # 10 still outstanding
+    assert not store.acked(99)  # a packet the store did not send (status, discovery)
+    assert store.acked(10)
+    assert store.count == 2 and store.committed_seq == 3
+    assert store.acked(14) and store.acked(13)
+    assert store.count == 0 and store.committed_seq == 5
+    store.close()
+    again = small(path)
+    assert again.count == 0 and again.oldest() == -1
+    again.close()
+    remove_dir(path)
+
+
+def test_the_window_bounds_readings_awaiting_acks():
+    path = fresh_dir("window")
+    store = small(path, window=3)
+    for i in range(6):
+        store.append(0, i)
+    assert len(drain(store, packet_id=1)) == 3
+    assert store.oldest() == -1  # three unacknowledged: wait
+    store.acked(1)
+    assert store.oldest() == 4
+    store.close()
+    remove_dir(path)
+
+
+def test_rewind_hands_out_unacknowledged_readings_again():
+    path = fresh_dir("rewind")
+    store = small(path)
+    for i in range(4):
+        store.append(0, i)
+    drain(store, packet_id=1)
+    store.acked(1)
+    store.rewind()
+    assert [v for _, _, v, _ in drain(store)] == [1, 2, 3]
+    store.close()
+    remove_dir(path)
+
+
+def test_a_short_outage_drained_before_a_flush_writes_nothing():
+    path = fresh_dir("short")
+    store = small(path, flush_every=8)
+    writes = store.flushes + store.commits
+    for i in range(5):
+        store.append(0, i)
+    drain(store, packet_id=1)
+    for packet_id in range(1, 6):
+        store.acked(packet_id)
+    store.flush()
+    assert store.count == 0
+    assert store.flushes + store.commits == writes
+    store.close()
+    remove_dir(path)
+
+
+# ---- the write-rate bound ---------------------------------------------------
+
+
+def test_poll_flushes_flush_ms_after_the_first_pending_reading():
+    path = fresh_dir("poll")
+    store = small(path, flush_every=8, flush_ms=1000)
+    assert store.poll(0) == -1
+    store.append(0, 1)
+    assert store.poll(100) == 1000  # armed now
+    store.append(0, 2)
+    assert store.poll(600) == 500
+    assert store.durable_seq == 0
+    assert store.poll(1100) == -1
+    assert store.durable_seq == 2
+    assert store.poll(5000) == -1
+    store.close()
+    remove_dir(path)
+
+
+def test_a_batch_is_written_when_flush_every_readings_wait():
+    path = fresh_dir("batch")
+    store = small(path, flush_every=4)
+    flushes = store.flushes
+    for i in range(3):
+        store.append(0, i)
+    assert store.flushes == flushes and store.durable_seq == 0
+    store.append(0, 3)
+    assert store.flushes == flushes + 1 and store.durable_seq == 4
+    store.close()
+    remove_dir(path)
+
+
+# ---- setup errors and geometry ----------------------------------------------
+
+
+def test_bad_settings_raise_value_error_naming_them():
+    path = fresh_dir("bad")
+    for kwargs, word in (
+        ({"policy": "newest"}, "policy"),
+        ({"capacity": 6, "flush_every": 4}, "capacity"),
+        ({"segment_bytes": 100}, "segment_bytes"),
+        ({"policy": "latest", "channels": 0}, "latest"),
+        ({"window": 0}, "window"),
+    ):
+        try:
+            small(path, **kwargs)
+        except ValueError as e:
+            assert word in str(e), str(e)
+        else:
+            raise AssertionError("no ValueError for %r" % (kwargs,))
+    store = small(path)
+    for args, word in (((8, 1), "channel"), ((0, 1 << 31), "value"), ((0, 1, -1), "taken")):
+        try:
+            store.append(*args)
+        except ValueError as e:
+            assert word in str(e), str(e)
+        else:
+            raise AssertionError("no ValueError for %r" % (args,))
+    store.close()
+    remove_dir(path)
+
+
+def test_a_store_of_another_size_starts_empty():
+    path = fresh_dir("geometry")
+    store = small(path, capacity=64)
+    for i in range(10):
+        store.append(0, i)
+    store.close()
+    other = small(path, capacity=32)
+    assert other.count == 0 and other.oldest() == -1
+    other.close()
+    remove_dir(path)
+
+
+# ---- no allocation ------------------------------------------------------------
+
+
+def test_append_replay_and_acks_allocate_nothing():
+    path = fresh_dir("alloc")
+    store = small(path, commit_every=8)
+
+    def outage_and_drain():
+        for i in range(100):  # batches, segment changes, wrap-around, drops
+            store.append(i & 7, i - 50, i)
+        packet_id = 1
+        while True:
+            seq = store.oldest()
+            if seq < 0:
+                break
+            store.sent(seq, packet_id)
+            store.acked(packet_id)
+            packet_id += 1
+        store.poll(0)
+
+    outage_and_drain()  # warm up
+    assert allocated_by(outage_and_drain) == 0
+    heap_locked(outage_and_drain)
+    store.close()
+    remove_dir(path)
