@@ -21,6 +21,14 @@ test: setup
 fuzz: setup
 	@FUZZ_CASES=1000000 $(PY) -m pytest -q tests/test_packet_fuzz.py
 
+## About ten minutes of random cuts, black holes and delays through a fault proxy: QoS 0/1/2 streams on the Unix port.
+soak: setup
+	@$(PY) tools/soak.py --duration $(or $(SOAK_S),600)
+
+## Our client against umqtt.simple, mqtt_async, chumicro-mqtt and a raw socket, in one run: bench/RESULTS.md.
+bench: setup
+	@$(PY) tools/bench.py
+
 lint: setup
 	@$(VENV)/bin/ruff check .
 
