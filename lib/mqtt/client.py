@@ -274,8 +274,7 @@ class MQTTClient:
             self._read(wait)
             if not self.connected:  # a callback called disconnect()
                 return self.reconnect_in_ms()
-            wait = self.session.tick(ticks_ms())
-            self._flush()
+            self._flush()  # acks for what was read
             return wait
         except (OSError, ProtocolError, KeepaliveTimeout) as e:
             self._drop(e)

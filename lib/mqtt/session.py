@@ -8,7 +8,7 @@
 # resending. What to write next is a queue of (start, length) segments into
 # `mem`, so a publish costs no allocation and no copy.
 
-from compat import const, ticks_diff
+from compat import const, ticks_add, ticks_diff
 from mqtt.packet import (
     CONNACK,
     CONNACK_REASONS,
@@ -48,6 +48,7 @@ _DUP_FLAG = const(0x08)
 _MAX_PACKET_ID = const(65535)
 # Incoming QoS 2 ids awaiting PUBREL. mosquitto sends at most 20 at once by default.
 _INBOUND_QOS2_MAX = const(32)
+_CHECKED_TOPICS = const(8)
 # Extra output segments beyond one per in-flight slot: scratch runs, acks, pings.
 _OUT_SPARE = const(8)
 # PUBACK, PUBREC, PUBREL, PUBCOMP: what handling one incoming packet may queue.
@@ -112,6 +113,13 @@ class Session:
         self._slot_sent = [0] * inflight_max
         self._slot_order = [0] * inflight_max  # send order, so resends keep it
         self._slot_transmitted = [False] * inflight_max
+        self._slot_displaced = [False] * inflight_max
+        self._displaced = 0
+        self._retry_check = 0  # no slot is due for a resend before this tick
+        # Topics checked lately: bytes and str cannot change, so a topic object
+        # seen before needs no second scan (a node publishes the same few).
+        self._checked_topics = [None] * _CHECKED_TOPICS
+        self._checked_next = 0
         self._order = 0
         self._inflight = 0
 
@@ -273,7 +281,7 @@ class Session:
     def publish(self, topic, payload, qos, retain, now, payload_len=-1):
         """Queue a PUBLISH. Returns its packet id (QoS 1, 2), 0 (QoS 0), or -1
         when the in-flight table is full and nothing was queued."""
-        validate_topic_name(topic)
+        self._check_topic(topic)
         if qos == 0:
             n = encode_publish(self._scratch, self._scratch_end, topic, payload, 0, retain, False, 0, payload_len)
             self._queue_scratch(n)
@@ -282,8 +290,8 @@ class Session:
             raise ValueError("qos must be 0, 1 or 2, got %r" % (qos,))
         if self._inflight == self.inflight_max:
             return -1
-        slot = self._free_slot()
         packet_id = self._new_packet_id()
+        slot = self._free_slot(packet_id)
         n = encode_publish(self._slot_views[slot], 0, topic, payload, qos, retain, False, packet_id, payload_len)
         self._slot_state[slot] = _AWAIT_PUBACK if qos == 1 else _AWAIT_PUBREC
         self._slot_id[slot] = packet_id
@@ -291,6 +299,8 @@ class Session:
         self._slot_sent[slot] = now
         self._order += 1
         self._slot_order[slot] = self._order
+        if not self._inflight:
+            self._retry_check = ticks_add(now, self.retry_ms)
         self._inflight += 1
         # Offline, it waits in its slot and goes out after CONNACK.
         self._slot_transmitted[slot] = self.state == CONNECTED
@@ -298,9 +308,31 @@ class Session:
             self._queue(self._scratch_size + slot * self.max_packet, n)
         return packet_id
 
-    def _free_slot(self):
+    # A message lives in its "home" slot, packet_id % inflight_max, when that
+    # is free; with ids handed out in order and acks coming back in order,
+    # it nearly always is, so finding a packet id's slot costs one look.
+    # `_displaced` counts messages elsewhere; only then is a miss a scan.
+
+    def _check_topic(self, topic):
+        checked = self._checked_topics
+        for i in range(_CHECKED_TOPICS):
+            if checked[i] is topic:
+                return
+        validate_topic_name(topic)
+        kind = type(topic)
+        if kind is bytes or kind is str:  # a bytearray could change after the check
+            checked[self._checked_next] = topic
+            self._checked_next = (self._checked_next + 1) % _CHECKED_TOPICS
+
+    def _free_slot(self, packet_id):
+        home = packet_id % self.inflight_max
+        if self._slot_state[home] == _FREE:
+            self._slot_displaced[home] = False
+            return home
         for i in range(self.inflight_max):
             if self._slot_state[i] == _FREE:
+                self._slot_displaced[i] = True
+                self._displaced += 1
                 return i
         return -1
 
@@ -312,14 +344,21 @@ class Session:
                 return self._next_id
 
     def _slot_with_id(self, packet_id):
-        for i in range(self.inflight_max):
-            if self._slot_state[i] != _FREE and self._slot_id[i] == packet_id:
-                return i
+        home = packet_id % self.inflight_max
+        if self._slot_state[home] != _FREE and self._slot_id[home] == packet_id:
+            return home
+        if self._displaced:
+            for i in range(self.inflight_max):
+                if self._slot_state[i] != _FREE and self._slot_id[i] == packet_id:
+                    return i
         return -1
 
     def _free(self, slot):
         self._slot_state[slot] = _FREE
         self._inflight -= 1
+        if self._slot_displaced[slot]:
+            self._slot_displaced[slot] = False
+            self._displaced -= 1
         if self.on_ack is not None:
             self.on_ack(self._slot_id[slot])
 
@@ -479,15 +518,27 @@ class Session:
             else:
                 wait = keepalive - (idle if idle > silent else silent)
         if self._inflight and self.retry_ms:
-            for i in range(self.inflight_max):
-                if self._slot_state[i] != _FREE:
-                    left = self.retry_ms - ticks_diff(now, self._slot_sent[i])
-                    if left <= 0:
-                        self._resend(i, now)
-                        left = self.retry_ms
-                    if wait < 0 or left < wait:
-                        wait = left
+            left = ticks_diff(self._retry_check, now)
+            if left <= 0:
+                left = self._resend_due(now)
+            if wait < 0 or left < wait:
+                wait = left
         return wait
+
+    def _resend_due(self, now):
+        """Resend what has waited retry_ms for its ack; returns ms until the
+        next slot is due, and remembers it so tick() need not look before."""
+        earliest = self.retry_ms
+        for i in range(self.inflight_max):
+            if self._slot_state[i] != _FREE:
+                left = self.retry_ms - ticks_diff(now, self._slot_sent[i])
+                if left <= 0:
+                    self._resend(i, now)
+                    left = self.retry_ms
+                if left < earliest:
+                    earliest = left
+        self._retry_check = ticks_add(now, earliest)
+        return earliest
 
 
 def _connack_reason(code):

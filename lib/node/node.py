@@ -14,7 +14,6 @@ from mqtt.client import MQTTClient
 from node import discovery
 from node.fixed import format_fixed
 from node.ring import Ring
-from node.store import FlashStore
 from node.timestamp import format_json, now_s, set_clock_from_ntp
 from sensors import make as make_sensor
 
@@ -402,6 +401,8 @@ def _open_store(config, channels, log):
     settings = config.get("STORE")
     if not settings:
         return None
+    from node.store import FlashStore  # only boards with a STORE pay for its code
+
     try:
         store = FlashStore(
             settings["path"],

@@ -140,13 +140,13 @@ def test_persistent_session_receives_what_was_published_while_away():
     topic = "house/test/%s/cmd" % unique_id("away")
     sub, inbox = subscribed("away", topic, 1, clean_session=False)
     sub.disconnect()
-    pub = make_client("pub")
+    pub = make_client("pub", inflight_max=4, max_packet=64)
     pub.connect()
     for i in range(10):
         pub.publish(topic, ("%d" % i).encode(), 1)
     assert pub.wait_for_acks(5000)
     sub = pub = None
-    again = make_client("away", clean_session=False)
+    again = make_client("away", clean_session=False, inflight_max=2, max_packet=64, tx_size=128)
     inbox = Inbox(again)
     assert again.connect() is True  # session present
     assert poll_until(again, lambda: len(inbox.messages) >= 10)
