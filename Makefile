@@ -1,8 +1,10 @@
 # Every target installs what it needs first (tools/setup.sh is idempotent and fast).
 VENV   := .venv
 PY     := $(VENV)/bin/python
-BOARD  ?= esp32_devkit
-PORT   ?=
+BOARD   ?= esp32_devkit
+PORT    ?=
+NODES   ?= 20
+FLEET_S ?= 20
 
 .PHONY: setup run test fuzz soak bench deploy monitor fleet lint clean
 
@@ -28,6 +30,18 @@ soak: setup
 ## Our client against umqtt.simple, mqtt_async, chumicro-mqtt and a raw socket, in one run: bench/RESULTS.md.
 bench: setup
 	@$(PY) tools/bench.py
+
+## Compile lib/ for the board, copy what changed since the last deploy, reset: make deploy BOARD=pico_w PORT=/dev/ttyACM0 [FOLLOW=1] [DRY_RUN=1]
+deploy: setup
+	@$(PY) tools/deploy.py --board $(BOARD) $(if $(PORT),--port $(PORT)) $(if $(FOLLOW),--follow) $(if $(DRY_RUN),--dry-run)
+
+## Live table of readings and nodes on the broker (MQTT_HOST/MQTT_PORT, default 127.0.0.1:1883); MONITOR_ARGS=--plain or --json
+monitor: setup
+	@$(PY) tools/monitor.py $(MONITOR_ARGS)
+
+## NODES simulated nodes against a private mosquitto for FLEET_S seconds: delivery rate, losses per QoS
+fleet: setup
+	@$(PY) tools/fleet.py --nodes $(NODES) --seconds $(FLEET_S)
 
 lint: setup
 	@$(VENV)/bin/ruff check .

@@ -7,6 +7,7 @@
 # formatted into one preallocated bytearray, and the client encodes into
 # its own buffers.
 
+import gc
 import json
 
 from compat import mem_free, sleep_ms, ticks_add, ticks_diff, ticks_ms
@@ -355,6 +356,7 @@ class Node:
     def _publish_diagnostics(self):
         if not self.client.connected:
             return
+        gc.collect()  # so "free_heap" is what is free, not what awaits collection
         report = {
             "uptime_s": ticks_diff(ticks_ms(), self.started) // 1000,
             "free_heap": mem_free(),
