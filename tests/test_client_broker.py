@@ -15,11 +15,11 @@ import threading
 import time
 import uuid
 
-import paho.mqtt.client as paho
 import pytest
 import trustme
 
 from compat import tls_context
+from faults.support import Subscriber
 from harness import micropython
 from mqtt.client import InflightFull, MQTTClient
 from mqtt.session import ConnectRefused
@@ -137,68 +137,12 @@ def stream_args(port, client_id, topic, qos, count, **options):
 # ---- paho, the independent subscriber ---------------------------------------
 
 
-class Subscriber:
-    """A paho client that (re)subscribes on every connect, reconnects by
-    itself, and keeps every payload it receives, in order, under a lock."""
-
-    def __init__(self, port, topic, qos, client_id, clean_session=True):
-        self.topic = topic
-        self.qos = qos
-        self.payloads = []
-        self.connects = 0
-        self.subscribed = 0
-        self._changed = threading.Condition()
-        client = paho.Client(
-            paho.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=clean_session, protocol=paho.MQTTv311
-        )
-        client.on_connect = self._on_connect
-        client.on_subscribe = self._on_subscribe
-        client.on_message = self._on_message
-        client.reconnect_delay_set(min_delay=0.1, max_delay=0.5)
-        self.client = client
-        client.connect("127.0.0.1", port, keepalive=30)
-        client.loop_start()
-
-    def _on_connect(self, client, userdata, flags, reason_code, properties):
-        with self._changed:
-            self.connects += 1
-            self._changed.notify_all()
-        client.subscribe(self.topic, self.qos)
-
-    def _on_subscribe(self, client, userdata, mid, reason_codes, properties):
-        with self._changed:
-            self.subscribed += 1
-            self._changed.notify_all()
-
-    def _on_message(self, client, userdata, message):
-        with self._changed:
-            self.payloads.append(message.payload.decode())
-            self._changed.notify_all()
-
-    def received(self):
-        with self._changed:
-            return list(self.payloads)
-
-    def wait(self, condition, timeout_s, what):
-        deadline = time.monotonic() + timeout_s
-        with self._changed:
-            while not condition():
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    pytest.fail("%s within %.1f s (paho received %d messages)" % (what, timeout_s, len(self.payloads)))
-                self._changed.wait(left)
-
-    def close(self):
-        self.client.disconnect()
-        self.client.loop_stop()
-
-
 @pytest.fixture
 def subscriber():
     made = []
 
-    def make(*args, **kwargs):
-        s = Subscriber(*args, **kwargs)
+    def make(port, topic, qos, client_id, clean_session=True):
+        s = Subscriber(port, topic, qos, client_id, clean_session)
         made.append(s)
         s.wait(lambda: s.subscribed, 10, "no SUBACK")
         return s

@@ -157,6 +157,14 @@ class Subscriber:
             self.messages.append((message.topic, message.payload.decode(errors="replace")))
             self._changed.notify_all()
 
+    @property
+    def payloads(self):
+        with self._changed:
+            return [payload for _, payload in self.messages]
+
+    def received(self):
+        return self.payloads
+
     def numbers(self, topic=None):
         """Integer payloads received, in arrival order (non-numbers skipped)."""
         with self._changed:
@@ -166,13 +174,18 @@ class Subscriber:
                     out.append(int(payload))
             return out
 
-    def wait(self, condition, timeout_s):
-        """True once condition() holds, False at the timeout."""
+    def wait(self, condition, timeout_s, what=None):
+        """True once condition() holds, False at the timeout; with `what`,
+        the test fails there instead, saying what did not happen."""
         deadline = time.monotonic() + timeout_s
         with self._changed:
             while not condition():
                 left = deadline - time.monotonic()
                 if left <= 0:
+                    if what:
+                        raise AssertionError(
+                            "%s within %.1f s (paho received %d messages)" % (what, timeout_s, len(self.messages))
+                        )
                     return False
                 self._changed.wait(left)
             return True
