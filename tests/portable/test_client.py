@@ -1,5 +1,6 @@
 # The client against the real mosquitto the harness started, on CPython and
 # on the Unix port. Each test uses its own client ids and topics.
+from compat import mem_free
 from mqtt.client import ConnectRefused, MQTTClient, NotConnected, TLSError
 from support import allocated_by, broker_address, heap_locked, poll_until, refusing_broker_address, unique_id
 
@@ -248,3 +249,43 @@ def test_tls_other_failures_keep_their_cause():
     message, _, _ = _tls_error(ValueError("The certificate is not correctly signed by the trusted CA"))
     assert "TLS handshake with 127.0.0.1:" in message
     assert "not correctly signed" in message
+
+
+def test_unsubscribed_filter_receives_nothing_more():
+    topic = "house/test/%s" % unique_id("unsub")
+    sub, inbox = subscribed("unsub", topic, 1)
+    pub = make_client("unsub-pub", inflight_max=2, max_packet=64)
+    pub.connect()
+    pub.publish(topic, b"before", 1)
+    assert poll_until([pub, sub], lambda: inbox.messages)
+    unsubacked = []
+    sub.session.on_unsuback = unsubacked.append
+    packet_id = sub.unsubscribe(topic)
+    assert poll_until(sub, lambda: unsubacked)
+    assert unsubacked == [packet_id]
+    pub.publish(topic, b"after", 1)
+    assert pub.wait_for_acks(5000)
+    poll_until([pub, sub], lambda: False, 300)
+    assert [m[1] for m in inbox.messages] == [b"before"]
+
+
+def test_caller_mistakes_raise_value_error_naming_the_value():
+    client = make_client("mistakes", max_packet=128, tx_size=128)
+    client.connect()
+    cases = (
+        ("house/a\x00b", b"1", 1, "U+0000"),  # 3.1.1 section 1.5.3: no U+0000 in strings
+        ("house/kitchen/big", b"x" * 200, 1, "does not fit"),  # over the in-flight slot (max_packet)
+        ("house/kitchen/big", b"x" * 200, 0, "does not fit"),  # over the transmit buffer
+        ("house/kitchen/q", b"1", 3, "3"),
+    )
+    if mem_free() < 0 or mem_free() > 200000:  # a 64 KB topic does not fit a board-sized heap
+        cases += (("h" * 65536, b"1", 0, "65536"),)  # longer than a 2-byte length can say
+    for topic, payload, qos, fragment in cases:
+        try:
+            client.publish(topic, payload, qos)
+        except ValueError as e:
+            assert fragment in str(e), (fragment, str(e))
+            continue
+        raise AssertionError("accepted %r" % ((topic[:20], len(payload), qos),))
+    assert client.connected
+    assert client.session.inflight_count() == 0
