@@ -528,3 +528,33 @@ def test_pem_ca_works_on_the_unix_port_through_compat(tls_broker, tls_files):
         timeout=30,
     )
     assert "RESULT ok" in result.stdout, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_tls_handshake_that_hangs_ends_at_the_connect_deadline(runtime, tls_broker, tls_files, spawn):
+    """A link that accepts TCP and then says nothing (a black hole in front of
+    the TLS listener): the handshake gives up at connect_timeout_ms with
+    MQTTTimeout, instead of hanging the board."""
+    from faults.proxy import FaultProxy
+
+    proxy = FaultProxy(tls_broker.tls_port).start()
+    try:
+        proxy.black_hole(True)
+        started = time.monotonic()
+        node = spawn(
+            runtime,
+            "tls_connect.py",
+            ["127.0.0.1", proxy.port, ca_for(runtime, tls_files, "ca"), "localhost", "node-hang-" + runtime,
+             "house/test/hang", "connect_timeout_ms=1500"],
+        )
+        _, _, line = node.wait_for("ERROR", 20)
+        took = time.monotonic() - started
+        print("%s: hung TLS handshake given up after %.2f s (deadline 1.5 s)" % (runtime, took))
+        node.finish(10)
+    finally:
+        proxy.close()
+    kind, is_oserror, message = parse_error(line)
+    assert kind == "MQTTTimeout" and is_oserror, line
+    assert "TLS handshake" in message, line
+    # Bounded by the deadline (plus process start-up), not hung.
+    assert 1.4 <= took <= 8, took

@@ -30,10 +30,11 @@ def context_for(cafile):
 
 
 def main():
-    if len(sys.argv) != 7:
-        say("usage: tls_connect.py HOST PORT CAFILE SERVER_HOSTNAME CLIENT_ID TOPIC")
+    if len(sys.argv) not in (7, 8):
+        say("usage: tls_connect.py HOST PORT CAFILE SERVER_HOSTNAME CLIENT_ID TOPIC [connect_timeout_ms=N]")
         return 2
-    host, port, cafile, server_hostname, client_id, topic = sys.argv[1:]
+    host, port, cafile, server_hostname, client_id, topic = sys.argv[1:7]
+    timeout_ms = int(sys.argv[7].split("=")[1]) if len(sys.argv) == 8 else 5000
     client = MQTTClient(
         client_id,
         host,
@@ -41,7 +42,7 @@ def main():
         keepalive=10,
         ssl_context=context_for(cafile),
         server_hostname=server_hostname,
-        connect_timeout_ms=5000,
+        connect_timeout_ms=timeout_ms,
     )
     try:
         client.connect()
