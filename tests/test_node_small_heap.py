@@ -23,6 +23,7 @@ SENSORS = [
 ]
 BUFFER = 64
 DIAGNOSTICS_S = 1
+WATCHDOG_MS = 8000
 """
 
 
@@ -59,3 +60,5 @@ def test_firmware_runs_in_a_pico_w_heap_with_flat_memory(make_broker, tmp_path):
     assert max(free) - min(free) < 2048, (free, output)
     assert reports[-1]["published"] > reports[1]["published"]
     assert "MemoryError" not in output, output
+    # The healthy main loop feeds the watchdog (firmware/main.py passes feed to Node.run).
+    assert "machine.WDT: first feed (timeout 8000 ms)" in output, output

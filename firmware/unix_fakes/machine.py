@@ -48,6 +48,8 @@ class WDT:
     def feed(self):
         global feeds
         feeds += 1
+        if feeds == 1:  # so a test can see the main loop feeds it
+            print("machine.WDT: first feed (timeout %d ms)" % self.timeout)
 
 
 def reset():
