@@ -522,9 +522,9 @@ def _publish_size(topic, payload, payload_len):
 
 def _tls_memory_advice(step, free):
     return (
-        "%s failed: out of memory (%d bytes free before it). An RSA broker certificate needs about 40 KB "
-        "during the handshake: use an ECDSA certificate and a short CA chain, or connect before allocating "
-        "large buffers" % (step, free)
+        "%s failed: out of memory (%d bytes free before it). RSA certificates take far more memory in the "
+        "handshake than ECDSA ones: give the broker an ECDSA certificate and a short CA chain, or connect "
+        "before allocating large buffers" % (step, free)
     )
 
 
