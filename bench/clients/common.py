@@ -83,3 +83,32 @@ def median(values):
 def emit(result):
     # The driver reads the last line that starts with '{'.
     print(json.dumps(result))
+
+
+def allocation(fn, n):
+    """Heap bytes per call of fn(1) over n calls, after a warm-up."""
+    fn(WARMUP)
+    a = Allocation()
+    a.start()
+    fn(n)
+    return a.stop(n)
+
+
+def sequential_qos1(result, publish_qos1, cfg):
+    """One QoS 1 publish at a time (fn(1) returns once it is acknowledged):
+    its median latency, then the rate over qos1_count, each capped at cap_ms."""
+    samples = []
+    started = ticks_ms()
+    while len(samples) < cfg["latency_count"] and ticks_diff(ticks_ms(), started) < cfg["cap_ms"]:
+        t0 = ticks_us()
+        publish_qos1(1)
+        samples.append(ticks_diff(ticks_us(), t0))
+    result["latency_us"] = median(samples)
+    result["latency_samples"] = len(samples)
+    count = 0
+    t0 = ticks_ms()
+    while count < cfg["qos1_count"] and ticks_diff(ticks_ms(), t0) < cfg["cap_ms"]:
+        publish_qos1(1)
+        count += 1
+    result["qos1_ms"] = ticks_diff(ticks_ms(), t0)
+    result["qos1_count"] = count

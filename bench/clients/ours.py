@@ -44,23 +44,15 @@ def publish_qos1(n):
         raise OSError("PUBACKs missing after %d ms" % ACK_TIMEOUT_MS)
 
 
-def allocation(fn, n):
-    fn(common.WARMUP)
-    a = common.Allocation()
-    a.start()
-    fn(n)
-    return a.stop(n)
-
-
 def main_mode():
     n = cfg["alloc_count"]
     result = {"heap_import": heap_import, "heap_connect": heap_connect}
     result["harness_alloc"] = common.harness_overhead()
-    result["alloc_qos0"] = allocation(publish_qos0, n)
+    result["alloc_qos0"] = common.allocation(publish_qos0, n)
     client.autoflush = False
-    result["alloc_qos0_batched"] = allocation(publish_qos0, n)
+    result["alloc_qos0_batched"] = common.allocation(publish_qos0, n)
     client.autoflush = True
-    result["alloc_qos1"] = allocation(publish_qos1, n)
+    result["alloc_qos1"] = common.allocation(publish_qos1, n)
 
     samples = []
     started = common.ticks_ms()

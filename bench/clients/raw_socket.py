@@ -95,35 +95,13 @@ def publish_qos1_window(n):
         acked += 1
 
 
-def allocation(fn, n):
-    fn(common.WARMUP)
-    a = common.Allocation()
-    a.start()
-    fn(n)
-    return a.stop(n)
-
-
 def main_mode():
     n = cfg["alloc_count"]
     result = {"heap_import": heap_import, "heap_connect": heap_connect}
     result["harness_alloc"] = common.harness_overhead()
-    result["alloc_qos0"] = allocation(publish_qos0, n)
-    result["alloc_qos1"] = allocation(publish_qos1, n)
-    samples = []
-    started = common.ticks_ms()
-    while len(samples) < cfg["latency_count"] and common.ticks_diff(common.ticks_ms(), started) < cfg["cap_ms"]:
-        t0 = common.ticks_us()
-        publish_qos1(1)
-        samples.append(common.ticks_diff(common.ticks_us(), t0))
-    result["latency_us"] = common.median(samples)
-    result["latency_samples"] = len(samples)
-    count = 0
-    t0 = common.ticks_ms()
-    while count < cfg["qos1_count"] and common.ticks_diff(common.ticks_ms(), t0) < cfg["cap_ms"]:
-        publish_qos1(1)
-        count += 1
-    result["qos1_ms"] = common.ticks_diff(common.ticks_ms(), t0)
-    result["qos1_count"] = count
+    result["alloc_qos0"] = common.allocation(publish_qos0, n)
+    result["alloc_qos1"] = common.allocation(publish_qos1, n)
+    common.sequential_qos1(result, publish_qos1, cfg)
     t0 = common.ticks_ms()
     publish_qos1_window(cfg["qos1_count"])
     result["qos1_window_ms"] = common.ticks_diff(common.ticks_ms(), t0)
