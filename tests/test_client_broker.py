@@ -5,13 +5,9 @@ SIGKILLed; paho-mqtt, in this process, is the independent subscriber."""
 
 import collections
 import errno
-import json
 import os
 import signal
 import ssl
-import subprocess
-import sys
-import threading
 import time
 import uuid
 
@@ -19,89 +15,15 @@ import pytest
 import trustme
 
 from compat import tls_context
-from faults.support import Subscriber
+from faults.support import RUNTIMES, Script, Subscriber, stream_args
 from harness import micropython
 from mqtt.client import InflightFull, MQTTClient
 from mqtt.session import ConnectRefused
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-LIB = os.path.join(ROOT, "lib")
-RUNTIMES = ("cpython", "micropython")
 STREAM_COUNT = 1000
 
 
 # ---- a client script in its own process -------------------------------------
-
-
-class Script:
-    """A running tests/scripts/ script. A thread reads its output (stdout and
-    stderr merged) and stamps each line with the host's monotonic clock."""
-
-    def __init__(self, proc, command):
-        self.proc = proc
-        self.command = command
-        self.lines = []  # (time.monotonic(), line)
-        self.ended = False
-        self._changed = threading.Condition()
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self):
-        for line in self.proc.stdout:
-            with self._changed:
-                self.lines.append((time.monotonic(), line.rstrip("\n")))
-                self._changed.notify_all()
-        with self._changed:
-            self.ended = True
-            self._changed.notify_all()
-
-    def output(self):
-        with self._changed:
-            return "\n".join(line for _, line in self.lines)
-
-    def wait_for(self, prefix, timeout_s, start=0, contains=""):
-        """(host time, index, line) of the first line from index `start` on that
-        starts with prefix (and contains `contains`). Fails with the output
-        if none comes within timeout_s or the script ends first."""
-        deadline = time.monotonic() + timeout_s
-        with self._changed:
-            while True:
-                for i in range(start, len(self.lines)):
-                    t, line = self.lines[i]
-                    if line.startswith(prefix) and contains in line:
-                        return t, i, line
-                left = deadline - time.monotonic()
-                if self.ended or left <= 0:
-                    break
-                self._changed.wait(left)
-        pytest.fail(
-            "no line %r%s within %.1f s from %s\n--- output\n%s"
-            % (prefix, " containing %r" % contains if contains else "", timeout_s, self.command, self.output())
-        )
-
-    def finish(self, timeout_s):
-        """Wait for the script to exit; returns its exit code."""
-        try:
-            code = self.proc.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            pytest.fail("%s still running after %.0f s\n--- output\n%s" % (self.command, timeout_s, self.output()))
-        self._reader.join(timeout=5)
-        return code
-
-    def result(self, timeout_s):
-        """The JSON object of the script's `RESULT {...}` line, after it exits."""
-        self.finish(timeout_s)
-        for _, line in self.lines:
-            if line.startswith("RESULT {"):
-                return json.loads(line[len("RESULT ") :])
-        pytest.fail("no RESULT line from %s\n--- output\n%s" % (self.command, self.output()))
-
-    def close(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=5)
-        self.proc.stdout.close()
-        self._reader.join(timeout=5)
 
 
 @pytest.fixture
@@ -111,27 +33,13 @@ def spawn():
     started = []
 
     def start(runtime, script, args):
-        path = os.path.join("tests", "scripts", script)
-        args = [str(a) for a in args]
-        pipes = dict(stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True)
-        if runtime == "cpython":
-            env = dict(os.environ, PYTHONPATH=LIB, PYTHONUNBUFFERED="1")
-            command = [sys.executable, path, *args]
-            proc = subprocess.Popen(command, cwd=ROOT, env=env, **pipes)
-        else:
-            command = micropython.command([path, *args])
-            proc = micropython.popen([path, *args], **pipes)
-        script_run = Script(proc, " ".join(command))
+        script_run = Script(runtime, os.path.join("tests", "scripts", script), args)
         started.append(script_run)
         return script_run
 
     yield start
     for script_run in started:
         script_run.close()
-
-
-def stream_args(port, client_id, topic, qos, count, **options):
-    return ["127.0.0.1", port, client_id, topic, qos, count] + ["%s=%s" % item for item in options.items()]
 
 
 # ---- paho, the independent subscriber ---------------------------------------

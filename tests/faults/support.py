@@ -86,15 +86,20 @@ class Script:
         with self._changed:
             return [line for _, line in self.lines if line.startswith(prefix)]
 
-    def result(self, timeout_s):
-        """The JSON object of the script's `RESULT {...}` line, after it exits."""
+    def finish(self, timeout_s):
+        """Wait for the script to exit; returns its exit code."""
         try:
-            self.proc.wait(timeout=timeout_s)
+            code = self.proc.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
             raise ScriptFailure(
                 "%s still running after %.0f s\n--- output\n%s" % (self.command, timeout_s, self.output())
             )
         self._reader.join(timeout=5)
+        return code
+
+    def result(self, timeout_s):
+        """The JSON object of the script's `RESULT {...}` line, after it exits."""
+        self.finish(timeout_s)
         for line in self.matching("RESULT {"):
             return json.loads(line[len("RESULT ") :])
         raise ScriptFailure("no RESULT line from %s\n--- output\n%s" % (self.command, self.output()))
