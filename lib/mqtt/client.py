@@ -85,8 +85,12 @@ class MQTTClient:
         retry_ms=10000,
         reconnect_min_ms=500,
         reconnect_max_ms=60000,
+        resolver=None,
     ):
         self.host = host
+        # Something with resolve(host, timeout_ms) -> address (dns.Resolver):
+        # a board's getaddrinfo has no deadline. None: getaddrinfo.
+        self.resolver = resolver
         self.port = port
         self.ssl_context = ssl_context
         self.server_hostname = server_hostname if server_hostname is not None else host
@@ -145,23 +149,19 @@ class MQTTClient:
         self.session.will_set(topic, payload, qos, retain)
 
     def connect(self):
-        """Open the link and wait for CONNACK, each step with a deadline.
-        Raises OSError (MQTTTimeout for a deadline), ConnectRefused or
+        """Open the link and wait for CONNACK. connect_timeout_ms bounds the
+        whole of it (DNS, TCP connect, TLS handshake, CONNACK), so a caller
+        that must feed a watchdog knows the longest it can take. Raises
+        OSError (MQTTTimeout for the deadline), ConnectRefused or
         ProtocolError; the client is then disconnected."""
         self._close()
+        deadline = ticks_add(ticks_ms(), self.connect_timeout_ms)
         try:
-            self._open_socket()
-            now = ticks_ms()
-            self.session.connect(now)
+            self._open_socket(deadline)
+            self.session.connect(ticks_ms())
             self._flush()
-            deadline = ticks_add(now, self.connect_timeout_ms)
             while self.session.state != CONNECTED:
-                left = ticks_diff(deadline, ticks_ms())
-                if left <= 0:
-                    raise MQTTTimeout(
-                        "no CONNACK from %s:%d within %d ms" % (self.host, self.port, self.connect_timeout_ms)
-                    )
-                self._read(left)
+                self._read(self._time_left(deadline, "CONNACK"))
             # CONNACK queued the resends of whatever was in flight.
             self._flush()
         except Exception as e:
@@ -176,12 +176,26 @@ class MQTTClient:
             self.on_connect(self, self.userdata, self.session.session_present)
         return self.session.session_present
 
-    def _open_socket(self):
-        # DNS cannot be given a deadline on MicroPython; a literal IP skips it.
-        address = socket.getaddrinfo(self.host, self.port, 0, socket.SOCK_STREAM)[0]
+    def _time_left(self, deadline, step):
+        left = ticks_diff(deadline, ticks_ms())
+        if left <= 0:
+            raise MQTTTimeout(
+                "no %s from %s:%d within the %d ms connect deadline"
+                % (step, self.host, self.port, self.connect_timeout_ms)
+            )
+        return left
+
+    def _open_socket(self, deadline):
+        host = self.host
+        if self.resolver is not None:
+            host = self.resolver.resolve(host, self._time_left(deadline, "DNS answer"))
+        # Without a resolver, a name goes to getaddrinfo, which has no
+        # deadline on MicroPython (the watchdog is the path back); a literal
+        # IP needs no lookup.
+        address = socket.getaddrinfo(host, self.port, 0, socket.SOCK_STREAM)[0]
         sock = socket.socket(address[0], address[1], address[2])
         self._sock = sock
-        sock.settimeout(self.connect_timeout_ms / 1000)
+        sock.settimeout(self._time_left(deadline, "TCP connect") / 1000)
         try:
             sock.connect(address[-1])
         except OSError as e:
@@ -189,6 +203,8 @@ class MQTTClient:
         set_nodelay(sock)
         if self.ssl_context is not None:
             step = "TLS handshake with %s:%d" % (self.host, self.port)
+            # Each read of the handshake waits at most what is left.
+            sock.settimeout(self._time_left(deadline, "TLS handshake") / 1000)
             free = mem_free()
             self._log("%s, free heap %d bytes" % (step, free))
             try:
