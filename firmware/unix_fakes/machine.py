@@ -1,6 +1,7 @@
 # A small fake of MicroPython's `machine` for the Unix port, so the firmware
 # runs unchanged on a developer machine and in CI. Only simulated sensors
 # are usable here: the buses raise when touched.
+import os
 import sys
 import time
 
@@ -42,14 +43,35 @@ class ADC:
 
 
 class WDT:
+    """Resets the "board" when not fed for `timeout` ms, as the hardware
+    would: a thread watches the last feed and, when it is too old, kills
+    this process with SIGKILL (whatever the main thread is stuck in). Whoever
+    started the process plays the power supply and starts it again (the
+    tests; tools/run_local.py). Like the real one, it cannot be stopped."""
+
     def __init__(self, id=0, timeout=5000):
+        import _thread
+
         self.timeout = timeout
+        self._fed_at = time.ticks_ms()
+        _thread.start_new_thread(self._watch, ())
 
     def feed(self):
         global feeds
+        self._fed_at = time.ticks_ms()
         feeds += 1
         if feeds == 1:  # so a test can see the main loop feeds it
             print("machine.WDT: first feed (timeout %d ms)" % self.timeout)
+
+    def _watch(self):
+        check_ms = min(self.timeout // 10 + 1, 100)
+        while True:
+            time.sleep_ms(check_ms)
+            starved = time.ticks_diff(time.ticks_ms(), self._fed_at)
+            if starved > self.timeout:
+                print("machine.WDT: not fed for %d ms (timeout %d ms): resetting the board" % (starved, self.timeout))
+                os.system("kill -KILL $PPID")  # the shell's parent: this process
+                time.sleep_ms(1000)
 
 
 def reset():
