@@ -32,6 +32,10 @@ class Wifi:
         except (OSError, ValueError, TypeError):
             return 0
 
+    def dns_server(self):
+        """The DNS server DHCP gave the station (ifconfig's fourth field)."""
+        return self.wlan.ifconfig()[3]
+
     def poll(self, now):
         """Advance association without blocking. Returns True when up."""
         if self.wlan.isconnected():
