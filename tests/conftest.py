@@ -79,6 +79,25 @@ def make_broker(request):
         b.close()
 
 
+@pytest.fixture
+def spawn():
+    """spawn(runtime, script, args, heapsize=None): tests/scripts/<script> (or
+    a path) on "cpython" or "micropython"; killed at teardown if still running."""
+    from faults.support import Script
+
+    started = []
+
+    def start(runtime, script, args, heapsize=None):
+        path = script if os.sep in script else os.path.join("tests", "scripts", script)
+        run = Script(runtime, path, args, heapsize)
+        started.append(run)
+        return run
+
+    yield start
+    for run in started:
+        run.close()
+
+
 @pytest.fixture(autouse=True)
 def _portable_environment(request, monkeypatch):
     if os.path.dirname(str(request.node.fspath)) == os.path.join(HERE, "portable"):
