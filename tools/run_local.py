@@ -14,6 +14,9 @@ sys.path.insert(0, ROOT)
 
 from tools.mosquitto import Mosquitto  # noqa: E402
 
+# How the Unix port's fakes end the process for a reset (firmware/unix_fakes/machine.py).
+RESETS = {75: "machine.reset()", -9: "the watchdog, or a SIGKILL"}
+
 
 def micropython_command():
     local = os.path.join(os.path.dirname(sys.executable), "micropython")
@@ -41,6 +44,8 @@ def main():
     parser.add_argument("--seconds", type=float, default=0, help="stop after this long (default: until Ctrl-C)")
     parser.add_argument("--board", default="unix", help="board file in boards/ (default: unix)")
     args = parser.parse_args()
+    # `kill` ends it as Ctrl-C does: through the finally below, which stops what it started.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
 
     import paho.mqtt.client as mqtt
 
@@ -65,11 +70,16 @@ def main():
         node = start_node(host, port, args.board)
         print("node running on the Unix port (pid %d), board %s; Ctrl-C stops" % (node.pid, args.board), flush=True)
         deadline = time.monotonic() + args.seconds if args.seconds else None
-        while node.poll() is None and (deadline is None or time.monotonic() < deadline):
+        while deadline is None or time.monotonic() < deadline:
             time.sleep(0.2)
-        if node.poll() is not None:
-            print("node exited with code %d" % node.returncode, flush=True)
-            return node.returncode or 1
+            if node.poll() is None:
+                continue
+            if node.returncode not in RESETS:
+                print("node exited with code %d" % node.returncode, flush=True)
+                return node.returncode or 1
+            # A board starts main.py again after a reset: so does this.
+            print("node reset (%s): starting it again, as a board would" % RESETS[node.returncode], flush=True)
+            node = start_node(host, port, args.board)
         return 0
     except KeyboardInterrupt:
         return 0
