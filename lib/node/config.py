@@ -64,6 +64,12 @@ def load(board, secrets=None):
     c["STORE"] = _store(get("STORE", None))
     c["BROKER"] = _broker(get("BROKER"), secrets)
     c["WIFI"] = _wifi(get("WIFI", None), secrets)
+    # DNS None: the server DHCP gave the Wi-Fi, or the host's resolver on the Unix port.
+    c["DNS"] = _endpoint("DNS", get("DNS", None), 53)
+    if c["DNS"] is not None and not is_ipv4(c["DNS"][0]):
+        raise ValueError("board DNS must be an IPv4 address (it cannot look itself up), got %r" % (c["DNS"][0],))
+    # NTP None: trust the clock as it is (the host's on the Unix port).
+    c["NTP"] = _endpoint("NTP", get("NTP", None), 123)
     buses = {}
     for kind in ("I2C", "ONEWIRE"):
         value = get(kind, {})
@@ -128,6 +134,28 @@ def _broker(broker, secrets):
     _flag("BROKER tls", b["tls"])
     _flag("BROKER clean_session", b["clean_session"])
     return b
+
+
+def _endpoint(key, value, default_port):
+    """None, "host" or "host:port" -> None or (host, port)."""
+    if value is None:
+        return None
+    parts = value.split(":") if isinstance(value, str) else ()
+    if len(parts) not in (1, 2) or not parts[0]:
+        raise ValueError("board %s must be None, 'host' or 'host:port', got %r" % (key, value))
+    port = default_port
+    if len(parts) == 2:
+        try:
+            port = int(parts[1])
+        except ValueError:
+            port = 0
+        _whole(key + " port", port, 1, 65535)
+    return parts[0], port
+
+
+def is_ipv4(text):
+    parts = text.split(".")
+    return len(parts) == 4 and all(p.isdigit() and len(p) <= 3 and int(p) <= 255 for p in parts)
 
 
 def _wifi(wifi, secrets):

@@ -360,7 +360,23 @@ BAD_BOARDS = (
         board(WIFI={"ssid": "house", "connect_timeout_s": 0}),
         ("WIFI connect_timeout_s", "0"),
     ),
+    ("DNS a name", board(DNS="router.lan"), ("DNS", "'router.lan'")),
+    ("DNS a number", board(DNS=53), ("DNS", "53")),
+    ("DNS port 0", board(DNS="192.168.1.1:0"), ("DNS port", "0")),
+    ("DNS octet 256", board(DNS="192.168.1.256"), ("DNS", "'192.168.1.256'")),
+    ("NTP empty", board(NTP=""), ("NTP", "''")),
+    ("NTP port text", board(NTP="pool.ntp.org:ntp"), ("NTP port", "0")),
+    ("NTP two ports", board(NTP="a:1:2"), ("NTP", "'a:1:2'")),
 )
+
+
+def test_config_dns_and_ntp_take_host_and_optional_port():
+    c = config.load(board(DNS="192.168.1.1", NTP="pool.ntp.org"))
+    assert c["DNS"] == ("192.168.1.1", 53) and c["NTP"] == ("pool.ntp.org", 123)
+    c = config.load(board(DNS="127.0.0.1:5353", NTP="127.0.0.1:1123"))
+    assert c["DNS"] == ("127.0.0.1", 5353) and c["NTP"] == ("127.0.0.1", 1123)
+    c = config.load(board())
+    assert c["DNS"] is None and c["NTP"] is None
 
 
 def test_config_every_bad_value_is_a_valueerror_naming_key_and_value():
