@@ -399,11 +399,11 @@ class MQTTClient:
 
     def _write_all(self, buf, offset, length):
         sock = self._sock
-        deadline = 0
+        deadline = None  # set at the first block (0 is a tick like any other)
         while length:
             n = socket_write(sock, buf, offset, length)
             if n is None:  # would block: wait for room, within the deadline
-                if not deadline:
+                if deadline is None:
                     deadline = ticks_add(ticks_ms(), self.io_timeout_ms)
                 left = ticks_diff(deadline, ticks_ms())
                 if left <= 0:

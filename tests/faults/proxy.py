@@ -5,6 +5,7 @@ purpose (CPython asyncio, in a background thread).
         client connects to 127.0.0.1:proxy.port
         proxy.cut()                     close both sides of every link now
         proxy.black_hole(True)          keep the sockets open, forward nothing
+        proxy.stall(True)               stop reading the client's bytes (up)
         proxy.delay_ms(300, "down")     latency on broker -> client bytes
         proxy.fragment(True)            one byte per write, with pauses
         proxy.corrupt(0.001, seed=2)    flip one bit in that share of bytes
@@ -20,6 +21,22 @@ When it is lifted, every link that lost bytes in it is cut, since its byte
 stream now has a hole in the middle (a real TCP link would have retransmitted
 or timed out). Links opened during the black hole are accepted and connected
 to the broker, but nothing passes: a CONNECT gets no CONNACK.
+
+A stall stops *reading* one side's socket (up: the client's; down: the
+broker's), as a broker or route that stops draining: the kernel buffers fill
+and that side's writes block, which a black hole (it reads and drops) never
+causes. Nothing is lost: when it is lifted, reading resumes and the held
+bytes go on, in order, on every link still open; a side that closed
+meanwhile is seen closing only then. Links opened during a stall are stalled
+too. Loopback buffers are large (the reading side's window grows past
+100 KB, the writer's send buffer to 4 MB): for a stall to bite within a few
+KB, start the proxy with a small `rcvbuf` (the listening socket's SO_RCVBUF,
+so every accepted client socket's from the handshake on) and give the
+client a small send buffer too, as a board's lwIP has.
+
+    with FaultProxy(broker.port, rcvbuf=4096) as proxy:
+        proxy.stall(True)               the client's writes block within ~20 KB
+        proxy.stall(False)              ... and go on, nothing lost
 """
 
 import asyncio
@@ -53,6 +70,19 @@ class _Link:
         self.tainted = False  # lost bytes in a black hole
         self.closed = False
 
+    def set_reading(self, direction, on):
+        """Read (or stop reading) the socket whose bytes go that way: the
+        client's for up, the broker's for down. True if it had that socket."""
+        side = 0 if direction == UP else 1
+        if side >= len(self.writers):
+            return False
+        transport = self.writers[side].transport
+        if on:
+            transport.resume_reading()
+        else:
+            transport.pause_reading()
+        return True
+
     def abort(self):
         # abort(), not close(): what is still buffered is lost, as on a cut cable.
         self.closed = True
@@ -61,11 +91,12 @@ class _Link:
 
 
 class FaultProxy:
-    def __init__(self, target_port, target_host="127.0.0.1", seed=0):
+    def __init__(self, target_port, target_host="127.0.0.1", seed=0, rcvbuf=None):
         self.target_host = target_host
         self.target_port = target_port
         self.port = None
         self._seed = seed
+        self._rcvbuf = rcvbuf
         self._loop = None
         self._thread = None
         self._server = None
@@ -73,6 +104,8 @@ class FaultProxy:
         self._tasks = set()  # every task of every link, for shutdown
         self._chaos_task = None
         self._black_hole = False
+        self._stalled = {UP: False, DOWN: False}
+        self._flowing = {UP: asyncio.Event(), DOWN: asyncio.Event()}  # set unless stalled
         self._delay_s = {UP: 0.0, DOWN: 0.0}
         self._fragment = {UP: False, DOWN: False}
         self._fragment_pause_s = 0.001
@@ -99,7 +132,10 @@ class FaultProxy:
             loop = asyncio.new_event_loop()
             self._loop = loop
             try:
-                self._server = loop.run_until_complete(asyncio.start_server(self._accept, "127.0.0.1", 0))
+                for d in _DIRECTIONS:
+                    self._flowing[d].set()
+                listening = self._listening_socket()
+                self._server = loop.run_until_complete(asyncio.start_server(self._accept, sock=listening))
                 self.port = self._server.sockets[0].getsockname()[1]
             except Exception as e:  # noqa: BLE001 - reported to start()'s caller
                 failure.append(e)
@@ -131,6 +167,15 @@ class FaultProxy:
                 self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(_COMMAND_TIMEOUT_S)
         self._thread = None
+
+    def _listening_socket(self):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if self._rcvbuf:
+            # Set before listen(): accepted sockets inherit it, and their
+            # advertised window is small from the handshake on.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self._rcvbuf)
+        sock.bind(("127.0.0.1", 0))
+        return sock
 
     def __enter__(self):
         return self.start()
@@ -165,6 +210,12 @@ class FaultProxy:
         again, and cut every link that lost bytes meanwhile."""
         return self._call(self._set_black_hole(bool(on)))
 
+    def stall(self, on, direction=UP):
+        """On: stop reading that side's socket on every link, so its writes
+        block once the kernel buffers are full. Off: read again; the held
+        bytes go on, nothing lost. Returns how many links it changed."""
+        return self._call(self._set_stall(bool(on), _directions(direction)))
+
     def delay_ms(self, ms, direction=BOTH):
         """Latency added to every chunk in that direction (order kept; the
         throughput is not limited)."""
@@ -191,8 +242,10 @@ class FaultProxy:
         return self._call(self._set_chaos(every_ms, self._seed if seed is None else seed))
 
     def clear(self):
-        """No delay, no fragmentation, no corruption, no random cuts, no black hole."""
+        """No delay, no fragmentation, no corruption, no random cuts, no black
+        hole, no stall."""
         self.random_cuts(None)
+        self.stall(False, BOTH)
         self.delay_ms(0)
         self.fragment(False)
         self.corrupt(0)
@@ -235,6 +288,19 @@ class FaultProxy:
         self._counts["cuts"] += n
         return n
 
+    async def _set_stall(self, on, directions):
+        n = 0
+        for d in directions:
+            self._stalled[d] = on
+            if on:
+                self._flowing[d].clear()
+            else:
+                self._flowing[d].set()
+            for link in list(self._links):
+                if not link.closed and link.set_reading(d, not on):
+                    n += 1
+        return n
+
     async def _set_chaos(self, every_ms, seed):
         self._stop_chaos()
         if every_ms:
@@ -271,6 +337,8 @@ class FaultProxy:
         self._counts["connections"] += 1
         link = _Link(self._counts["connections"], client_writer)
         self._links.append(link)
+        if self._stalled[UP]:
+            link.set_reading(UP, False)
         self._forget_closed()
         try:
             broker_reader, broker_writer = await asyncio.wait_for(
@@ -284,6 +352,8 @@ class FaultProxy:
             broker_writer.transport.abort()
             return
         link.writers.append(broker_writer)
+        if self._stalled[DOWN]:
+            link.set_reading(DOWN, False)
         for writer in link.writers:
             writer.transport.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         pumps = [
@@ -305,6 +375,9 @@ class FaultProxy:
         loop = asyncio.get_running_loop()
         try:
             while not link.closed:
+                # Not even a read call in a stall: the stream reader would
+                # resume its paused transport when its buffer drains.
+                await self._flowing[direction].wait()
                 data = await reader.read(_READ_SIZE)
                 if not data:
                     break

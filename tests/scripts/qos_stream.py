@@ -25,8 +25,14 @@
 #                           stays online: with COUNT 0, "connect, READY, idle")
 #   cafile= server_hostname=  TLS (a .der file is passed as DER cadata: the
 #                           Unix port's mbedtls parses no PEM)
+#   payload_size=0          N: the number zero-padded to N digits (still a number)
+#   max_packet= tx_size= io_timeout_ms=   the client's options (empty: its defaults)
+#   sndbuf=0                N: SO_SNDBUF of the socket after each connect, as
+#                           small as a board's lwIP send buffer (0: the kernel's,
+#                           which on Linux loopback grows to MBs)
 #
 # "READY <ms since start>" is printed after the first CONNACK.
+import socket
 import sys
 
 from compat import sleep_ms, ticks_add, ticks_diff, ticks_ms
@@ -50,7 +56,14 @@ DEFAULTS = {
     "linger_ms": "0",
     "cafile": "",
     "server_hostname": "",
+    "payload_size": "0",
+    "max_packet": "",
+    "tx_size": "",
+    "io_timeout_ms": "",
+    "sndbuf": "0",
 }
+_SO_SNDBUF = 7  # Linux; the Unix port's socket module does not name it
+_CLIENT_OPTIONS = ("max_packet", "tx_size", "io_timeout_ms")
 
 
 def say(*parts):
@@ -97,6 +110,10 @@ class Stream:
         self.acked = 0
         self.disconnect_reasons = {}
         context = tls_context(options["cafile"]) if options["cafile"] else None
+        extra = {}
+        for name in _CLIENT_OPTIONS:
+            if options[name]:
+                extra[name] = int(options[name])
         client = MQTTClient(
             options["client_id"],
             options["host"],
@@ -111,6 +128,7 @@ class Stream:
             retry_ms=int(options["retry_ms"]),
             reconnect_min_ms=int(options["reconnect_min_ms"]),
             reconnect_max_ms=int(options["reconnect_max_ms"]),
+            **extra,
         )
         if options["will_topic"]:
             client.will_set(options["will_topic"], options["will_payload"], int(options["will_qos"]), False)
@@ -123,6 +141,10 @@ class Stream:
         return ticks_diff(ticks_ms(), self.start)
 
     def on_connect(self, client, userdata, session_present):
+        sndbuf = int(self.options["sndbuf"])
+        if sndbuf:
+            # The client has no socket options: reach its plain socket.
+            client._sock.setsockopt(socket.SOL_SOCKET, getattr(socket, "SO_SNDBUF", _SO_SNDBUF), sndbuf)
         if self.events:
             say("EVENT connect %d session_present=%d" % (self.elapsed(), 1 if session_present else 0))
 
@@ -141,6 +163,7 @@ class Stream:
         deadline = ticks_add(self.start, int(options["deadline_s"]) * 1000)
         interval_ms = int(options["interval_ms"])
         topic, qos, count = options["topic"], options["qos"], options["count"]
+        payload_size = int(options["payload_size"])
         client.start_reconnecting()
         while not client.connected and ticks_diff(deadline, ticks_ms()) > 0:
             client.poll(100)
@@ -152,7 +175,7 @@ class Stream:
         next_at = ticks_ms()
         while published < count and ticks_diff(deadline, ticks_ms()) > 0:
             try:
-                client.publish(topic, "%d" % published, qos)
+                client.publish(topic, "%0*d" % (payload_size, published), qos)
                 published += 1
             except (NotConnected, InflightFull):
                 # Not handed over: the same number again after polling.
