@@ -102,32 +102,40 @@ class Subscriber:
 
 
 class NodeProcess:
-    """firmware/main.py on the Unix port; stdout collected line by line."""
+    """firmware/main.py on the Unix port; stdout collected line by line, each
+    line stamped with the host's monotonic clock. env: extra variables."""
 
-    def __init__(self, broker, board="unix", extra_path=None):
+    def __init__(self, broker, board="unix", extra_path=None, env=None):
         host, port = broker.address
-        if extra_path is None:
-            self.proc = run_local.start_node(
-                host, port, board, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-            )
-        else:
-            env = run_local.node_environment(host, port, board)
-            env["MICROPYPATH"] += ":" + extra_path
-            self.proc = subprocess.Popen(
-                run_local.micropython_command() + [MAIN],
-                env=env,
-                cwd=ROOT,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-            )
+        environment = run_local.node_environment(host, port, board)
+        if extra_path is not None:
+            environment["MICROPYPATH"] += ":" + extra_path
+        environment.update(env or {})
+        self.started = time.monotonic()
+        self.proc = subprocess.Popen(
+            run_local.micropython_command() + [MAIN],
+            env=environment,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         self.lines = []
+        self.times = []
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
 
     def _read(self):
         for line in self.proc.stdout:
+            self.times.append(time.monotonic())
             self.lines.append(line.rstrip("\n"))
+
+    def first(self, text, after=0.0):
+        """Host time of the first line containing text (at or after `after`), or None."""
+        for t, line in zip(list(self.times), list(self.lines), strict=False):  # a line may be half-added
+            if t >= after and text in line:
+                return t
+        return None
 
     def output(self):
         return "\n".join(self.lines)

@@ -24,6 +24,7 @@ SENSORS = [
 BUFFER = 64
 DIAGNOSTICS_S = 1
 WATCHDOG_MS = 8000
+WIFI = {"ssid": "house"}  # the fake network; a Wi-Fi board also loads the DNS resolver
 """
 
 

@@ -161,7 +161,7 @@ class MQTTClient:
             self.session.connect(ticks_ms())
             self._flush()
             while self.session.state != CONNECTED:
-                self._read(self._time_left(deadline, "CONNACK"))
+                self._read(self._time_left(deadline, "no CONNACK from"))
             # CONNACK queued the resends of whatever was in flight.
             self._flush()
         except Exception as e:
@@ -176,26 +176,27 @@ class MQTTClient:
             self.on_connect(self, self.userdata, self.session.session_present)
         return self.session.session_present
 
-    def _time_left(self, deadline, step):
+    def _time_left(self, deadline, what):
         left = ticks_diff(deadline, ticks_ms())
         if left <= 0:
             raise MQTTTimeout(
-                "no %s from %s:%d within the %d ms connect deadline"
-                % (step, self.host, self.port, self.connect_timeout_ms)
+                "%s %s:%d within the %d ms connect deadline" % (what, self.host, self.port, self.connect_timeout_ms)
             )
         return left
 
     def _open_socket(self, deadline):
         host = self.host
         if self.resolver is not None:
-            host = self.resolver.resolve(host, self._time_left(deadline, "DNS answer"))
+            # At most half the time: a resolver that falls back to the last
+            # known address after a silent DNS must leave time to connect.
+            host = self.resolver.resolve(host, self._time_left(deadline, "no DNS answer for") // 2)
         # Without a resolver, a name goes to getaddrinfo, which has no
         # deadline on MicroPython (the watchdog is the path back); a literal
         # IP needs no lookup.
         address = socket.getaddrinfo(host, self.port, 0, socket.SOCK_STREAM)[0]
         sock = socket.socket(address[0], address[1], address[2])
         self._sock = sock
-        sock.settimeout(self._time_left(deadline, "TCP connect") / 1000)
+        sock.settimeout(self._time_left(deadline, "no time left to TCP connect to") / 1000)
         try:
             sock.connect(address[-1])
         except OSError as e:
@@ -204,7 +205,7 @@ class MQTTClient:
         if self.ssl_context is not None:
             step = "TLS handshake with %s:%d" % (self.host, self.port)
             # Each read of the handshake waits at most what is left.
-            sock.settimeout(self._time_left(deadline, "TLS handshake") / 1000)
+            sock.settimeout(self._time_left(deadline, "no time left for the TLS handshake with") / 1000)
             free = mem_free()
             self._log("%s, free heap %d bytes" % (step, free))
             try:

@@ -66,7 +66,7 @@ def load(board, secrets=None):
     c["WIFI"] = _wifi(get("WIFI", None), secrets)
     # DNS None: the server DHCP gave the Wi-Fi, or the host's resolver on the Unix port.
     c["DNS"] = _endpoint("DNS", get("DNS", None), 53)
-    if c["DNS"] is not None and not is_ipv4(c["DNS"][0]):
+    if c["DNS"] is not None and not _is_ipv4(c["DNS"][0]):
         raise ValueError("board DNS must be an IPv4 address (it cannot look itself up), got %r" % (c["DNS"][0],))
     # NTP None: trust the clock as it is (the host's on the Unix port).
     c["NTP"] = _endpoint("NTP", get("NTP", None), 123)
@@ -153,9 +153,10 @@ def _endpoint(key, value, default_port):
     return parts[0], port
 
 
-def is_ipv4(text):
-    parts = text.split(".")
-    return len(parts) == 4 and all(p.isdigit() and len(p) <= 3 and int(p) <= 255 for p in parts)
+def _is_ipv4(text):
+    from dns import is_ipv4  # only boards that name a DNS server load the resolver
+
+    return is_ipv4(text)
 
 
 def _wifi(wifi, secrets):

@@ -10,16 +10,17 @@
 import gc
 import json
 
+from backoff import Backoff
 from compat import mem_free, sleep_ms, ticks_add, ticks_diff, ticks_ms
 from mqtt.client import MQTTClient
 from node import discovery
 from node.fixed import format_fixed
 from node.ring import Ring
-from node.timestamp import format_json, now_s, set_clock_from_ntp
+from node.timestamp import format_json, now_s, sync_ntp
 from sensors import make as make_sensor
 
 _PAYLOAD_SIZE = 48  # {"v":-12345.67,"t":"2026-11-23T08:00:00Z"} fits
-_NTP_RETRY_MS = 3600000
+_NTP_RESYNC_MS = 6 * 3600 * 1000  # a board's clock drifts seconds a day
 
 
 class Node:
@@ -77,8 +78,11 @@ class Node:
                 self.qos.append(s["qos"])
         self.payload = bytearray(_PAYLOAD_SIZE)
         self.json_payload = config["PAYLOAD"] == "json"
-        self.clock_set = False
+        self.ntp = config["NTP"] if self.json_payload else None  # only JSON payloads carry the time
         self.next_ntp = now
+        self.ntp_backoff = Backoff(10000, 600000)
+        self.resolver = _resolver(config)
+        self._wifi_ups_seen = -1
         self.ring = Ring(config["BUFFER"])
         self.store = _open_store(config, len(self.topics), log)
         self.store_errors = 0
@@ -104,6 +108,7 @@ class Node:
                 # A blocking step must end well before the watchdog would fire.
                 connect_timeout_ms=_step_deadline_ms(config["WATCHDOG_MS"]),
                 io_timeout_ms=_step_deadline_ms(config["WATCHDOG_MS"]),
+                resolver=self.resolver,
             )
             client.on_log = lambda c, u, message: log("mqtt: " + message)
         self.client = client
@@ -214,9 +219,12 @@ class Node:
         link_up = self.wifi is None or self.wifi.poll(now)
         if not link_up and self.client.connected:
             self.client.abort(OSError("wifi down"))
-        if self.json_payload and not self.clock_set and link_up and ticks_diff(now, self.next_ntp) >= 0:
-            self.clock_set = set_clock_from_ntp(self.log)
-            self.next_ntp = ticks_add(now, _NTP_RETRY_MS)
+        if link_up and self.wifi is not None and self.wifi.reconnects != self._wifi_ups_seen:
+            self._wifi_ups_seen = self.wifi.reconnects
+            if self.resolver is not None and self.config["DNS"] is None:
+                self.resolver.server = self.wifi.dns_server()  # from DHCP, known once associated
+        if self.ntp is not None and link_up and ticks_diff(now, self.next_ntp) >= 0:
+            self._sync_clock(now)
         wait = self._sensors_due(now)
         self.drain_ring()
         if self.store is not None:
@@ -234,6 +242,18 @@ class Node:
                 left = self.config["DIAGNOSTICS_S"] * 1000
             wait = left if left < wait else wait
         return wait
+
+    def _sync_clock(self, now):
+        host, port = self.ntp
+        if sync_ntp(host, port, self._resolve, _step_deadline_ms(self.config["WATCHDOG_MS"]), self.log):
+            self.ntp_backoff.reset()
+            self.next_ntp = ticks_add(now, _NTP_RESYNC_MS)
+        else:
+            self.next_ntp = ticks_add(now, self.ntp_backoff.next_ms())
+
+    def _resolve(self, host, timeout_ms):
+        # Without a resolver the name goes to getaddrinfo, deadline or not.
+        return self.resolver.resolve(host, timeout_ms) if self.resolver is not None else host
 
     def run(self, cycles=-1, feed=None):
         """Runs the node; cycles < 0 means forever. feed() is called once per
@@ -422,6 +442,19 @@ def _open_store(config, channels, log):
     if store.recovered or store.torn:
         log("store: %d readings kept across the reset (%d torn)" % (store.recovered, store.torn))
     return store
+
+
+def _resolver(config):
+    """A DNS resolver with deadlines where the board has a DNS server (its
+    own DNS setting, or the Wi-Fi's from DHCP); None: getaddrinfo."""
+    if config["DNS"] is None and config["WIFI"] is None:
+        return None
+    from dns import Resolver
+
+    # Without a DNS setting, the server comes from DHCP: step() sets it once
+    # the Wi-Fi is up, before the client may connect.
+    server, port = config["DNS"] or ("0.0.0.0", 53)
+    return Resolver(server, port)
 
 
 def _step_deadline_ms(watchdog_ms):

@@ -1,18 +1,29 @@
 # Reading times for the JSON payload mode: {"v":21.50,"t":"2026-11-23T08:00:00Z"}.
 # A board's clock starts at its epoch after power-up; it counts as set once
-# it reads a plausible year (NTP, or the host clock on the Unix port).
+# it reads a plausible year: after NTP, or at once where the clock kept the
+# time (the host clock on the Unix port, the RTC through deep sleep).
 
 import time
 
 from node.fixed import format_fixed
 
 _EARLIEST_YEAR = 2024
+# NTP's time minus the board's clock. Kept as an offset rather than written
+# to the RTC: the same on every port, and the Unix port cannot set its clock.
+_offset_s = 0
 
 
 def now_s():
     """Seconds since the runtime's epoch, or 0 while the clock is not set."""
-    t = int(time.time())
+    t = int(time.time()) + _offset_s
     return t if time.gmtime(t)[0] >= _EARLIEST_YEAR else 0
+
+
+def set_now(seconds):
+    """Make now_s() read `seconds` from this moment on."""
+    global _offset_s
+    _offset_s = seconds - int(time.time())
+    return _offset_s
 
 
 def _put(buf, i, text):
@@ -53,15 +64,19 @@ def format_json(buf, value, decimals, taken):
     return i + 1
 
 
-def set_clock_from_ntp(log):
-    """One NTP attempt where the board has ntptime; True when the clock is set."""
+def sync_ntp(host, port, resolve, timeout_ms, log):
+    """One SNTP exchange with host, the clock set from it; True when set.
+    resolve(host, timeout_ms) -> address. The lookup may take half of
+    timeout_ms, the query what is left: the whole stays within it."""
+    from compat import ticks_add, ticks_diff, ticks_ms
+    from sntp import query  # only boards with NTP pay for its code
+
+    deadline = ticks_add(ticks_ms(), timeout_ms)
     try:
-        import ntptime
-    except ImportError:
-        return now_s() != 0  # no NTP here (the Unix port): the host clock
-    try:
-        ntptime.settime()
-    except (OSError, OverflowError) as e:
-        log("ntp: %r" % (e,))
+        address = resolve(host, timeout_ms // 2)
+        server_time = query(address, port, max(1, ticks_diff(deadline, ticks_ms())))
+    except OSError as e:
+        log("ntp: %s" % (e,))
         return False
-    return now_s() != 0
+    log("ntp: clock set from %s:%d (%+d s)" % (host, port, set_now(server_time)))
+    return True

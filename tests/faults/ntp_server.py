@@ -56,7 +56,7 @@ class NTPServer:
         while not self._stop.is_set():
             try:
                 request, peer = self.sock.recvfrom(512)
-            except socket.timeout:
+            except TimeoutError:
                 continue
             except OSError:
                 return
