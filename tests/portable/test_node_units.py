@@ -812,3 +812,44 @@ def test_wifi_reassociates_at_once_after_a_week_up():
     # boot must not read as "in the future" a week later.
     week_ms = 7 * 24 * 3600 * 1000
     with_fake_network(False, 50, lambda network, clock: _reassociates_after(network, clock, week_ms))
+
+
+# ---- DNS from DHCP ---------------------------------------------------------
+
+
+class AssociatedWifi:
+    """A Wi-Fi that is up, with the DNS server DHCP gave it."""
+
+    def __init__(self, dns_server):
+        self.reconnects = 1
+        self._dns_server = dns_server
+
+    def poll(self, now):
+        return True
+
+    def is_up(self):
+        return True
+
+    def dns_server(self):
+        return self._dns_server
+
+
+def test_node_resolves_through_the_dns_server_dhcp_gave_the_wifi():
+    from node.node import Node
+
+    node = Node(config.load(board(WIFI={"ssid": "house"})), wifi=AssociatedWifi("192.0.2.53"), log=lambda line: None)
+    assert node.client.resolver is node.resolver
+    node.step()
+    assert node.resolver.server == "192.0.2.53"
+    # A board's own DNS setting wins over DHCP's.
+    node = Node(config.load(board(WIFI={"ssid": "house"}, DNS="192.0.2.1:5353")), wifi=AssociatedWifi("192.0.2.53"),
+                log=lambda line: None)
+    node.step()
+    assert (node.resolver.server, node.resolver.port) == ("192.0.2.1", 5353)
+
+
+def test_node_without_wifi_or_dns_uses_getaddrinfo():
+    from node.node import Node
+
+    node = Node(config.load(board()), log=lambda line: None)
+    assert node.resolver is None and node.client.resolver is None

@@ -29,3 +29,32 @@ def test_json_negative_value_and_no_time():
 def test_host_clock_counts_as_set():
     assert now_s() > 0
     assert time.gmtime(now_s())[0] >= 2024
+
+
+def test_set_now_moves_the_clock_by_an_offset():
+    from node import timestamp
+
+    saved = timestamp._offset_s
+    try:
+        target = _epoch(2031, 5, 31, 12, 0, 0)
+        offset = timestamp.set_now(target)
+        assert offset == target - int(time.time())
+        assert 0 <= now_s() - target <= 1
+        # A clock that reads before 2024 (a board just powered up) is "not set".
+        timestamp.set_now(_epoch(2001, 1, 1, 0, 0, 0))
+        assert now_s() == 0
+    finally:
+        timestamp._offset_s = saved
+
+
+def test_sync_ntp_failure_is_logged_and_leaves_the_clock():
+    from node import timestamp
+
+    def resolve(host, timeout_ms):
+        raise OSError("resolving %r: no answer within %d ms" % (host, timeout_ms))
+
+    logs = []
+    before = timestamp._offset_s
+    assert timestamp.sync_ntp("ntp.example", 123, resolve, 1000, logs.append) is False
+    assert timestamp._offset_s == before
+    assert logs == ["ntp: resolving 'ntp.example': no answer within 500 ms"], logs
