@@ -9,7 +9,7 @@ class Ring:
         self.capacity = capacity
         self.channel = [0] * capacity  # which sensor channel the value is from
         self.value = [0] * capacity  # fixed-point value as the driver gave it
-        self.taken = [0] * capacity  # when it was read (epoch s, 0 if unknown)
+        self.taken = [0] * capacity  # when it was read (node.timestamp.now_s(), 0 if unknown)
         self._head = 0  # oldest
         self.count = 0
         self.dropped = 0

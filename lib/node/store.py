@@ -17,7 +17,8 @@ A reading record, little-endian, 16 bytes:
 
   0  u32 seq       1, 2, 3 ... ; it lives in slot seq % capacity, so a slot
                    holding any other seq (an older lap, garbage) is not it
-  4  u32 taken     epoch seconds, 0 if unknown
+  4  u32 taken     seconds since 2024-01-01 UTC (node.timestamp.now_s()),
+                   0 if unknown
   8  i32 value     fixed point, as the driver gave it
   12 u8  channel   the node's channel index
   13 u8  kind      0x52 'R' (a marker is 0x4D 'M')
@@ -246,7 +247,7 @@ class FlashStore:
         if not _I32_MIN <= value < _I32_END:
             raise ValueError("store value must fit 32 bits signed, got %r" % (value,))
         if not 0 <= taken < _U32_END:
-            raise ValueError("store taken must be 0 to 2**32-1 epoch seconds, got %r" % (taken,))
+            raise ValueError("store taken must be 0 to 2**32-1 seconds since 2024, got %r" % (taken,))
         latest = self._latest
         if latest is None:
             if self._next - self._tail >= self.capacity:

@@ -1,29 +1,95 @@
 # Reading times for the JSON payload mode: {"v":21.50,"t":"2026-11-23T08:00:00Z"}.
-# A board's clock starts at its epoch after power-up; it counts as set once
-# it reads a plausible year: after NTP, or at once where the clock kept the
-# time (the host clock on the Unix port, the RTC through deep sleep).
+#
+# Times are seconds since 2024-01-01T00:00:00Z: a small int on a 32-bit board
+# until 2058, where Unix seconds are already a long int (an allocation per
+# reading). The clock runs on ticks_ms from an anchor, taken at import from
+# the board's clock if that reads a plausible year (the host clock on the
+# Unix port, the RTC kept through deep sleep) and again from each NTP answer.
+# now_s() and format_json() allocate nothing.
 
 import time
 
+from compat import const, ticks_add, ticks_diff, ticks_ms
 from node.fixed import format_fixed
 
-_EARLIEST_YEAR = 2024
-# NTP's time minus the board's clock. Kept as an offset rather than written
-# to the RTC: the same on every port, and the Unix port cannot set its clock.
-_offset_s = 0
+UNIX_2024 = 1704067200  # Unix seconds at 2024-01-01T00:00:00Z
+_DAYS_1970_TO_2024 = const(19723)
+_DAY_S = const(86400)
+# Move the anchor forward well before ticks_diff's range ends (2**29 ms,
+# about 6 days, on a 32-bit port).
+_REANCHOR_MS = const(1 << 28)
+
+_set = False
+_anchor_s = 0  # seconds since 2024 at _anchor_ticks
+_anchor_ticks = 0
 
 
 def now_s():
-    """Seconds since the runtime's epoch, or 0 while the clock is not set."""
-    t = int(time.time()) + _offset_s
-    return t if time.gmtime(t)[0] >= _EARLIEST_YEAR else 0
+    """Seconds since 2024-01-01T00:00:00Z, or 0 while the clock is not set.
+    Call it at least every three days (the node does, every pass)."""
+    global _anchor_s, _anchor_ticks
+    if not _set:
+        return 0
+    elapsed = ticks_diff(ticks_ms(), _anchor_ticks)
+    if elapsed >= _REANCHOR_MS:
+        whole = elapsed // 1000
+        _anchor_s += whole
+        _anchor_ticks = ticks_add(_anchor_ticks, whole * 1000)
+        elapsed -= whole * 1000
+    return _anchor_s + elapsed // 1000
 
 
-def set_now(seconds):
-    """Make now_s() read `seconds` from this moment on."""
-    global _offset_s
-    _offset_s = seconds - int(time.time())
-    return _offset_s
+def set_now(unix_seconds):
+    """Set the clock (NTP). Returns how far it moved, in s (0 if it was not set)."""
+    global _set, _anchor_s, _anchor_ticks
+    before = now_s()
+    _anchor_s = unix_seconds - UNIX_2024
+    _anchor_ticks = ticks_ms()
+    moved = _anchor_s - before if _set else 0
+    _set = _anchor_s > 0
+    return moved
+
+
+def _from_board_clock():
+    # gmtime works in the port's own epoch (1970 or 2000), so the fields say
+    # the time whatever that epoch is.
+    year, month, day, hour, minute, second = time.gmtime(int(time.time()))[:6]
+    if year < 2024:
+        return  # just powered up: not set until NTP
+    global _set, _anchor_s, _anchor_ticks
+    _anchor_s = _days_since_2024(year, month, day) * _DAY_S + hour * 3600 + minute * 60 + second
+    _anchor_ticks = ticks_ms()
+    _set = True
+
+
+def _days_since_2024(year, month, day):
+    # Days from civil date (H. Hinnant, "chrono-compatible low-level date
+    # algorithms"): March-based years put the leap day last.
+    year -= month <= 2
+    era = year // 400
+    year_of_era = year - era * 400
+    day_of_year = (153 * (month - 3 if month > 2 else month + 9) + 2) // 5 + day - 1
+    day_of_era = year_of_era * 365 + year_of_era // 4 - year_of_era // 100 + day_of_year
+    return era * 146097 + day_of_era - 719468 - _DAYS_1970_TO_2024
+
+
+def _put_date(buf, i, days):
+    """YYYY-MM-DD for days since 2024-01-01 (the inverse of the above, no tuple)."""
+    z = days + _DAYS_1970_TO_2024 + 719468
+    era = z // 146097
+    day_of_era = z - era * 146097
+    year_of_era = (day_of_era - day_of_era // 1460 + day_of_era // 36524 - day_of_era // 146096) // 365
+    day_of_year = day_of_era - (365 * year_of_era + year_of_era // 4 - year_of_era // 100)
+    march_month = (5 * day_of_year + 2) // 153
+    day = day_of_year - (153 * march_month + 2) // 5 + 1
+    month = march_month + 3 if march_month < 10 else march_month - 9
+    year = year_of_era + era * 400 + (month <= 2)
+    i = _two(buf, i, year // 100)
+    i = _two(buf, i, year % 100)
+    buf[i] = 45  # -
+    i = _two(buf, i + 1, month)
+    buf[i] = 45
+    return _two(buf, i + 1, day)
 
 
 def _put(buf, i, text):
@@ -40,25 +106,20 @@ def _two(buf, i, n):
 
 
 def format_json(buf, value, decimals, taken):
-    """{"v":<value>,"t":"<UTC ISO 8601>"} into buf; "t" left out when taken
-    is 0 (time unknown). Returns the length."""
+    """{"v":<value>,"t":"<UTC ISO 8601>"} into buf; taken in seconds since
+    2024 (now_s()), "t" left out when it is 0 (time unknown). Returns the length."""
     i = _put(buf, 0, b'{"v":')
     i += format_fixed(buf, i, value, decimals)
     if taken:
-        year, month, day, hour, minute, second = time.gmtime(taken)[:6]
         i = _put(buf, i, b',"t":"')
-        i = _two(buf, i, year // 100)
-        i = _two(buf, i, year % 100)
-        buf[i] = 45  # -
-        i = _two(buf, i + 1, month)
-        buf[i] = 45
-        i = _two(buf, i + 1, day)
+        i = _put_date(buf, i, taken // _DAY_S)
+        second = taken % _DAY_S
         buf[i] = 84  # T
-        i = _two(buf, i + 1, hour)
+        i = _two(buf, i + 1, second // 3600)
         buf[i] = 58  # :
-        i = _two(buf, i + 1, minute)
+        i = _two(buf, i + 1, second // 60 % 60)
         buf[i] = 58
-        i = _two(buf, i + 1, second)
+        i = _two(buf, i + 1, second % 60)
         i = _put(buf, i, b'Z"')
     buf[i] = 125  # }
     return i + 1
@@ -68,7 +129,6 @@ def sync_ntp(host, port, resolve, timeout_ms, log):
     """One SNTP exchange with host, the clock set from it; True when set.
     resolve(host, timeout_ms) -> address. The lookup may take half of
     timeout_ms, the query what is left: the whole stays within it."""
-    from compat import ticks_add, ticks_diff, ticks_ms
     from sntp import query  # only boards with NTP pay for its code
 
     deadline = ticks_add(ticks_ms(), timeout_ms)
@@ -78,5 +138,8 @@ def sync_ntp(host, port, resolve, timeout_ms, log):
     except OSError as e:
         log("ntp: %s" % (e,))
         return False
-    log("ntp: clock set from %s:%d (%+d s)" % (host, port, set_now(server_time)))
+    log("ntp: clock set from %s:%d (moved %+d s)" % (host, port, set_now(server_time)))
     return True
+
+
+_from_board_clock()

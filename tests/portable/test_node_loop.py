@@ -353,6 +353,22 @@ def test_1000_publish_cycles_allocate_nothing():
         finish(node, [])
 
 
+def test_json_publish_cycles_with_time_allocate_nothing():
+    sensors = [sim("sim_temperature", 1, 0), sim("sim_humidity", 2, 1)]
+    node, logs = make_node("j", sensors=sensors, PAYLOAD="json")
+    try:
+        assert run_until(node, [], lambda: node.client.connected and node.published == 2)
+        assert run_until(node, [], lambda: not node.client.session.inflight_count())
+        for channel in (0, 1):
+            _publish_cycles(node, channel, 20)  # warm-up
+            assert allocated_by(_publish_cycles, node, channel, 300) == 0, "channel %d" % channel
+            heap_locked(_publish_cycles, node, channel, 100)
+        assert node.published == 2 + 2 * 420
+        assert bytes(node.payload[:6]) == b'{"v":2'  # the JSON form, with the time
+    finally:
+        finish(node, [])
+
+
 # ---- offline: the ring --------------------------------------------------------
 
 
