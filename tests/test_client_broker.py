@@ -5,7 +5,6 @@ SIGKILLed; paho-mqtt, in this process, is the independent subscriber."""
 
 import collections
 import errno
-import os
 import signal
 import ssl
 import time
@@ -15,7 +14,7 @@ import pytest
 import trustme
 
 from compat import tls_context
-from faults.support import RUNTIMES, Script, Subscriber, stream_args
+from faults.support import RUNTIMES, Subscriber, stream_args
 from harness import micropython
 from mqtt.client import InflightFull, MQTTClient
 from mqtt.session import ConnectRefused
@@ -24,22 +23,6 @@ STREAM_COUNT = 1000
 
 
 # ---- a client script in its own process -------------------------------------
-
-
-@pytest.fixture
-def spawn():
-    """spawn(runtime, script, args): start tests/scripts/<script> on CPython or
-    the Unix port. Every script started is killed at teardown if still running."""
-    started = []
-
-    def start(runtime, script, args):
-        script_run = Script(runtime, os.path.join("tests", "scripts", script), args)
-        started.append(script_run)
-        return script_run
-
-    yield start
-    for script_run in started:
-        script_run.close()
 
 
 # ---- paho, the independent subscriber ---------------------------------------

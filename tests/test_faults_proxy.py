@@ -13,7 +13,7 @@ import uuid
 import pytest
 
 from faults.proxy import FaultProxy
-from faults.support import RUNTIMES, Script, Subscriber, stream_args, tally
+from faults.support import RUNTIMES, Subscriber, stream_args, tally
 from mqtt.client import MQTTClient
 
 QOS_STREAM = os.path.join("tests", "scripts", "qos_stream.py")
@@ -35,21 +35,6 @@ def proxy_to(request):
     yield make
     for p in made:
         p.close()
-
-
-@pytest.fixture
-def spawn():
-    """spawn(runtime, script, args): a client script; killed at teardown if still running."""
-    started = []
-
-    def start(runtime, script, args, heapsize=None):
-        s = Script(runtime, script, args, heapsize)
-        started.append(s)
-        return s
-
-    yield start
-    for s in started:
-        s.close()
 
 
 @pytest.fixture
