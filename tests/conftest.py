@@ -4,10 +4,12 @@ process on the Unix port (and, where a module asks, under a board-sized heap).""
 
 import ast
 import os
+import ssl
 import sys
 import uuid
 
 import pytest
+import trustme
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -77,6 +79,36 @@ def make_broker(request):
     yield make
     for b in made:
         b.close()
+
+
+@pytest.fixture
+def tls_files(tmp_path):
+    """A CA, a server certificate for localhost / 127.0.0.1 signed by it, and
+    a second CA that signed nothing; each CA as PEM and as DER."""
+    ca, other = trustme.CA(), trustme.CA()
+    server = ca.issue_cert("localhost", "127.0.0.1")
+    files = {
+        "ca": tmp_path / "ca.pem",
+        "other": tmp_path / "other-ca.pem",
+        "certfile": tmp_path / "server.pem",
+        "keyfile": tmp_path / "server.key",
+    }
+    ca.cert_pem.write_to_path(files["ca"])
+    other.cert_pem.write_to_path(files["other"])
+    server.cert_chain_pems[0].write_to_path(files["certfile"])
+    server.private_key_pem.write_to_path(files["keyfile"])
+    for name in ("ca", "other"):
+        der = tmp_path / (files[name].stem + ".der")
+        der.write_bytes(ssl.PEM_cert_to_DER_cert(files[name].read_text()))
+        files[name + "_der"] = der
+    return {name: str(path) for name, path in files.items()}
+
+
+@pytest.fixture
+def tls_broker(make_broker, tls_files):
+    return make_broker(
+        tls={"cafile": tls_files["ca"], "certfile": tls_files["certfile"], "keyfile": tls_files["keyfile"]}
+    )
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ import time
 import uuid
 
 import pytest
-import trustme
 
 from compat import tls_context
 from faults.support import RUNTIMES, Subscriber, stream_args
@@ -176,36 +175,6 @@ def test_stopped_broker_found_within_one_and_a_half_keepalives_then_stream_resum
 
 
 # ---- 3. TLS -----------------------------------------------------------------
-
-
-@pytest.fixture
-def tls_files(tmp_path):
-    """A CA, a server certificate for localhost / 127.0.0.1 signed by it, and
-    a second CA that signed nothing; each CA as PEM and as DER."""
-    ca, other = trustme.CA(), trustme.CA()
-    server = ca.issue_cert("localhost", "127.0.0.1")
-    files = {
-        "ca": tmp_path / "ca.pem",
-        "other": tmp_path / "other-ca.pem",
-        "certfile": tmp_path / "server.pem",
-        "keyfile": tmp_path / "server.key",
-    }
-    ca.cert_pem.write_to_path(files["ca"])
-    other.cert_pem.write_to_path(files["other"])
-    server.cert_chain_pems[0].write_to_path(files["certfile"])
-    server.private_key_pem.write_to_path(files["keyfile"])
-    for name in ("ca", "other"):
-        der = tmp_path / (files[name].stem + ".der")
-        der.write_bytes(ssl.PEM_cert_to_DER_cert(files[name].read_text()))
-        files[name + "_der"] = der
-    return {name: str(path) for name, path in files.items()}
-
-
-@pytest.fixture
-def tls_broker(make_broker, tls_files):
-    return make_broker(
-        tls={"cafile": tls_files["ca"], "certfile": tls_files["certfile"], "keyfile": tls_files["keyfile"]}
-    )
 
 
 def ca_for(runtime, tls_files, name):
