@@ -6,7 +6,7 @@ PORT    ?=
 NODES   ?= 20
 FLEET_S ?= 20
 
-.PHONY: setup run test fuzz soak bench deploy monitor fleet lint clean
+.PHONY: setup run test fuzz soak bench bench-store recovery deploy monitor fleet lint clean
 
 setup:
 	@bash tools/setup.sh
@@ -30,6 +30,15 @@ soak: setup
 ## Our client against umqtt.simple, mqtt_async, chumicro-mqtt and a raw socket, in one run: bench/RESULTS.md.
 bench: setup
 	@$(PY) tools/bench.py
+
+## The flash store on the Unix port: appends and replays per second, flash bytes and syncs per reading: bench/STORE.md.
+bench-store: setup
+	@MICROPYPATH=lib $(VENV)/bin/micropython tools/bench_store.py > bench/STORE.md.tmp && mv bench/STORE.md.tmp bench/STORE.md
+	@cat bench/STORE.md
+
+## The node's deadline tests, three times: how long each hung step takes to give up and recover: bench/RECOVERY.md.
+recovery: setup
+	@$(PY) tools/recovery.py
 
 ## Compile lib/ for the board, copy what changed since the last deploy, reset: make deploy BOARD=pico_w PORT=/dev/ttyACM0 [FOLLOW=1] [DRY_RUN=1]
 deploy: setup

@@ -9,6 +9,8 @@ import os
 import subprocess
 import sys
 
+from harness import micropython
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCH = os.path.join(ROOT, "tools", "bench.py")
 
@@ -71,3 +73,23 @@ def test_bench_quick_reports_every_figure_with_zero_allocation_per_publish(tmp_p
     assert (tmp_path / "RESULTS.md").exists()
     assert set(results["meta"]["machine"]) >= {"nproc", "CPU"}
     assert set(results["meta"]["versions"]) >= {"micropython", "mosquitto", "mpy-cross"}
+
+
+def test_store_bench_reports_rates_flash_bytes_and_no_allocation(tmp_path):
+    """tools/bench_store.py (make bench-store), small: every setting reports,
+    appends allocate nothing, and batching cuts the syncs per reading."""
+    result = micropython.run(["tools/bench_store.py", str(tmp_path), "300", "1"], timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    rows = {}
+    for line in result.stdout.splitlines():
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if line.startswith("| all") or line.startswith("| latest"):
+            rows[cells[0]] = cells
+    assert len(rows) == 4, result.stdout
+    for name, cells in rows.items():
+        assert float(cells[6]) == 0.0, (name, cells)  # heap B/append
+        assert 16.0 <= float(cells[4]) <= 17.0, (name, cells)  # a 16-byte record plus markers
+    assert float(rows["all, flush_every=1 (a sync per reading)"][5]) >= 1.0
+    assert float(rows["all, flush_every=32 (default)"][5]) <= 2 / 32
+    assert rows["all, flush_every=1 (a sync per reading)"][2] == "1.0x"
+    assert os.listdir(tmp_path) == []  # its directory removed
