@@ -13,7 +13,7 @@ from node.node import Node
 def load_board():
     board = __import__(getenv("BOARD") or "board")
     try:
-        import secrets
+        import secrets  # boards/secrets.py: git-ignored, copied to the board  # pyright: ignore[reportMissingImports]
     except ImportError:
         secrets = None
     return board, board_config.load(board, secrets)

@@ -3,7 +3,7 @@
 # Feature detection only (try/except ImportError), never sys.implementation.
 
 try:
-    from micropython import const
+    from micropython import const  # redefined below for CPython  # pyright: ignore[reportAssignmentType]
 except ImportError:  # CPython
 
     def const(value):
@@ -11,7 +11,7 @@ except ImportError:  # CPython
 
 
 try:
-    from time import sleep_ms, ticks_add, ticks_diff, ticks_ms
+    from time import sleep_ms, ticks_add, ticks_diff, ticks_ms  # redefined below for CPython  # pyright: ignore[reportAssignmentType]
 except ImportError:  # CPython: emulate MicroPython's 30-bit wrapping millisecond ticks
     import time as _time
 
@@ -19,7 +19,7 @@ except ImportError:  # CPython: emulate MicroPython's 30-bit wrapping millisecon
     _TICKS_HALF = _TICKS_PERIOD // 2
 
     def ticks_ms():
-        return int(_time.monotonic() * 1000) & (_TICKS_PERIOD - 1)
+        return int(_time.monotonic() * 1000) & (_TICKS_PERIOD - 1)  # CPython's time, not a board's  # pyright: ignore[reportAttributeAccessIssue]
 
     def ticks_add(ticks, delta):
         return (ticks + delta) & (_TICKS_PERIOD - 1)
@@ -33,7 +33,7 @@ except ImportError:  # CPython: emulate MicroPython's 30-bit wrapping millisecon
 
 
 try:
-    from gc import mem_alloc, mem_free
+    from gc import mem_alloc, mem_free  # redefined below for CPython  # pyright: ignore[reportAssignmentType]
 except ImportError:  # CPython has no fixed heap to report
 
     def mem_alloc():
@@ -74,7 +74,7 @@ if hasattr(socket.socket, "recv_into"):  # CPython
         except (BlockingIOError, _ssl.SSLWantReadError, _ssl.SSLWantWriteError):
             return None
 
-    def is_tls_error(error):
+    def is_tls_error(error):  # CPython's; boards get the one below  # pyright: ignore[reportRedeclaration]
         # An OpenSSL failure; its first argument is an OpenSSL code, not an errno.
         return isinstance(error, _ssl.SSLError)
 

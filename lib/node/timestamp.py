@@ -21,7 +21,7 @@ _REANCHOR_MS = const(1 << 28)
 
 _set = False
 _anchor_s = 0  # seconds since 2024 at _anchor_ticks
-_anchor_ticks = 0
+_anchor_ticks = ticks_ms()
 
 
 def now_s():

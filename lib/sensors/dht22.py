@@ -25,7 +25,7 @@ _RH_MAX = const(1000)
 
 def _default_readinto():
     try:
-        from dht import dht_readinto
+        from dht import dht_readinto  # dht.py imports it from esp or rp2; its stub leaves it out  # pyright: ignore[reportAttributeAccessIssue]
     except ImportError:
         return None
     return dht_readinto

@@ -25,7 +25,7 @@ _T_MAX = const(1250)
 def _port_source():
     # Feature detection: which chip this is, by which module it has.
     try:
-        import esp32
+        import esp32  # not on RP2: the except takes machine.ADC  # pyright: ignore[reportMissingImports]
     except ImportError:
         try:
             from machine import ADC
@@ -33,7 +33,7 @@ def _port_source():
             raise SensorError("mcu_temp: this port has neither esp32 nor machine.ADC: pass source=")
         return ADC(4), False  # RP2040: channel 4 is the temperature sensor (section 4.9.5)
     if hasattr(esp32, "mcu_temperature"):
-        return esp32.mcu_temperature, False
+        return esp32.mcu_temperature, False  # S2/S3/C3/C6 only: hasattr checked  # pyright: ignore[reportAttributeAccessIssue]
     return esp32.raw_temperature, True
 
 
@@ -80,7 +80,8 @@ class McuTemp:
         total = 0
         try:
             for _ in range(self._samples):
-                total += self._adc.read_u16() >> 4  # back to the 12-bit conversion result
+                # _adc is set only to a source with read_u16, which pyright cannot follow
+                total += self._adc.read_u16() >> 4  # back to the 12-bit conversion result  # pyright: ignore[reportFunctionMemberAccess]
         except OSError as e:
             raise bus_error(self._name, "reading ADC channel 4", e)
         volts = (total * self._volts_num + (self._volts_den >> 1)) // self._volts_den  # 10 uV, rounded
@@ -89,7 +90,7 @@ class McuTemp:
 
     def _from_callable(self):
         try:
-            reading = self._callable()
+            reading = self._callable()  # set only when source has no read_u16  # pyright: ignore[reportCallIssue]
         except OSError as e:
             raise bus_error(self._name, "reading the sensor", e)
         if self._fahrenheit:
