@@ -15,4 +15,6 @@ SENSORS = [
 BUFFER = 512
 DIAGNOSTICS_S = 300
 WATCHDOG_MS = 30000
+# Press BOOT (GPIO0) just after a reset, not during it, for the REPL without node or watchdog.
+SAFE_MODE_PIN = 0
 INFLIGHT = 16

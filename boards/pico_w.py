@@ -15,3 +15,5 @@ SENSORS = [
 BUFFER = 512
 DIAGNOSTICS_S = 300
 WATCHDOG_MS = 8000  # the RP2040 watchdog's maximum is 8.3 s
+# Hold BOOTSEL in the first second after a reset for the REPL without node or watchdog.
+SAFE_MODE_PIN = "bootsel"

@@ -6,6 +6,7 @@ import sys
 from backoff import Backoff
 from compat import getenv, sleep_ms
 from node import config as board_config
+from node import safe_mode
 from node.hardware import make_hardware
 from node.node import Node
 
@@ -28,6 +29,10 @@ def main():
         raise SystemExit(2)
     import machine
 
+    if safe_mode.requested(config["SAFE_MODE_PIN"], machine):
+        print("safe mode: %r held at start-up: node and watchdog not started; reset to run the node"
+              % (config["SAFE_MODE_PIN"],))
+        return
     wdt = machine.WDT(timeout=config["WATCHDOG_MS"]) if config["WATCHDOG_MS"] else None
     feed = wdt.feed if wdt else None
     wifi = None

@@ -407,3 +407,38 @@ def test_firmware_stops_with_the_reason_on_a_broken_board(tmp_path):
     assert "board file error" in result.stdout and "SENSORS[2] qos" in result.stdout and "5" in result.stdout, (
         result.stdout
     )
+
+
+# ---- safe mode ------------------------------------------------------------------
+
+
+def write_safe_mode_board(tmp_path):
+    with open(os.path.join(BOARDS, "unix.py")) as f:
+        text = f.read()
+    (tmp_path / "safe_board.py").write_text(text + "WATCHDOG_MS = 5000\nSAFE_MODE_PIN = 0\n")
+
+
+def test_safe_mode_pin_held_keeps_node_and_watchdog_stopped(make_broker, nodes, subscribers, tmp_path):
+    """The button held just after a reset: main.py returns to the REPL (here:
+    the process ends) without a watchdog and without touching the broker."""
+    write_safe_mode_board(tmp_path)
+    broker = make_broker()
+    sub = subscribers(broker, ["house/#"])
+    node = nodes(broker, board="safe_board", extra_path=str(tmp_path), env={"FAKE_PINS_LOW": "0"})
+    assert node.proc.wait(timeout=10) == 0, node.output()
+    node.reader.join(timeout=5)
+    assert node.count("safe mode: 0 held at start-up: node and watchdog not started") == 1, node.output()
+    assert node.count("machine.WDT") == 0 and node.count("mqtt:") == 0, node.output()
+    time.sleep(0.5)
+    assert sub.messages == []
+
+
+def test_safe_mode_pin_not_held_starts_the_node_after_the_window(make_broker, nodes, subscribers, tmp_path):
+    write_safe_mode_board(tmp_path)
+    broker = make_broker()
+    sub = subscribers(broker, ["house/kitchen/temperature"])
+    node = nodes(broker, board="safe_board", extra_path=str(tmp_path), env={"FAKE_PINS_LOW": "5"})
+    assert wait_until(lambda: sub.payloads("house/kitchen/temperature"), 15), node.output()
+    fed = node.first("machine.WDT: first feed (timeout 5000 ms)")
+    assert fed is not None and fed - node.started >= 1.0, node.output()  # it looked at the pin for a second first
+    assert node.count("safe mode") == 0, node.output()

@@ -9,15 +9,28 @@ feeds = 0
 resets = 0
 
 
+PWRON_RESET = 1
+DEEPSLEEP_RESET = 4
+# FAKE_RESET_CAUSE=deepsleep: this start is a wake from deep sleep.
+_reset_cause = DEEPSLEEP_RESET if os.getenv("FAKE_RESET_CAUSE") == "deepsleep" else PWRON_RESET
+# FAKE_PINS_LOW=0,5: those input pins read low (a button held); the rest high.
+_pins_low = [int(p) for p in (os.getenv("FAKE_PINS_LOW") or "").split(",") if p]
+
+
 class Pin:
     IN = 0
     OUT = 1
+    PULL_UP = 1
 
     def __init__(self, pin, mode=-1, pull=None):
         self.pin = pin
 
     def value(self, v=None):
-        return 0
+        return 0 if self.pin in _pins_low else 1
+
+
+def reset_cause():
+    return _reset_cause
 
 
 class I2C:

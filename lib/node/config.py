@@ -61,6 +61,9 @@ def load(board, secrets=None):
     payload = get("PAYLOAD", "plain")
     if payload not in ("plain", "json"):
         raise ValueError("board PAYLOAD must be 'plain' or 'json', got %r" % (payload,))
+    safe = get("SAFE_MODE_PIN", None)
+    if safe is not None and safe != "bootsel":
+        _whole("SAFE_MODE_PIN", safe, 0, 63)  # None, a GPIO number, or "bootsel" (the Pico's button)
     c["STORE"] = _store(get("STORE", None))
     c["BROKER"] = _broker(get("BROKER"), secrets)
     c["WIFI"] = _wifi(get("WIFI", None), secrets)

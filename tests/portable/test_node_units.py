@@ -243,6 +243,7 @@ def test_config_defaults():
     assert c["MAX_PACKET"] == 512
     assert c["DISCOVERY"] is True
     assert c["PAYLOAD"] == "plain"
+    assert c["SAFE_MODE_PIN"] is None
     assert c["WIFI"] is None
     assert c["BUSES"] == {}
     assert c["BROKER"] == {
@@ -352,6 +353,8 @@ BAD_BOARDS = (
     ("DEEP_SLEEP_S True", board(DEEP_SLEEP_S=True), ("DEEP_SLEEP_S", "True")),
     ("DISCOVERY 'yes'", board(DISCOVERY="yes"), ("DISCOVERY", "'yes'")),
     ("PAYLOAD 'xml'", board(PAYLOAD="xml"), ("PAYLOAD", "'xml'")),
+    ("SAFE_MODE_PIN 'boot'", board(SAFE_MODE_PIN="boot"), ("SAFE_MODE_PIN", "'boot'")),
+    ("SAFE_MODE_PIN 64", board(SAFE_MODE_PIN=64), ("SAFE_MODE_PIN", "64")),
     ("I2C a list", board(I2C=[0]), ("I2C", "[0]")),
     ("WIFI a string", board(WIFI="house"), ("WIFI", "'house'")),
     ("WIFI ssid not text", board(WIFI={"ssid": 5}), ("WIFI", "5")),
