@@ -31,6 +31,10 @@ def node_environment(host, port, board="unix"):
 
 
 def start_node(host, port, board="unix", **popen_kwargs):
+    """firmware/main.py on the Unix port. In a session of its own, so that a
+    Ctrl-C in the terminal reaches only this script, which then stops the node
+    with SIGTERM (no KeyboardInterrupt traceback from the node)."""
+    popen_kwargs.setdefault("start_new_session", True)
     return subprocess.Popen(
         micropython_command() + [os.path.join(ROOT, "firmware", "main.py")],
         env=node_environment(host, port, board),
