@@ -89,6 +89,7 @@ class Node:
         self._disconnects_seen = 0
         self.published = 0
         self.sensor_errors = 0
+        self.reboot_requested = False
         self.next_diagnostics = ticks_add(now, config["DIAGNOSTICS_S"] * 1000)
 
         broker = config["BROKER"]
@@ -205,9 +206,10 @@ class Node:
             self.log("command: reboot")
             if self.reset is None:
                 raise ValueError("reboot is not available on this board")
-            self.flush_store()
-            self.client.disconnect()
-            self.reset()
+            # Not from inside the callback: the command's PUBACK goes out when
+            # it returns, and a QoS 1 command not acknowledged comes back after
+            # the restart (persistent session): a reboot loop. step() reboots.
+            self.reboot_requested = True
         else:
             raise ValueError("unknown command %r (known: interval, publish-now, reboot)" % key)
 
@@ -215,6 +217,8 @@ class Node:
 
     def step(self):
         """Do everything that is due; returns ms until something is next due."""
+        if self.reboot_requested:
+            self._reboot()
         now = ticks_ms()
         link_up = self.wifi is None or self.wifi.poll(now)
         if not link_up and self.client.connected:
@@ -242,6 +246,12 @@ class Node:
                 left = self.config["DIAGNOSTICS_S"] * 1000
             wait = left if left < wait else wait
         return wait
+
+    def _reboot(self):
+        # The poll that delivered the command has sent its PUBACK by now.
+        self.flush_store()
+        self.client.disconnect()
+        self.reset()
 
     def _sync_clock(self, now):
         host, port = self.ntp  # set when this runs  # pyright: ignore[reportGeneralTypeIssues]

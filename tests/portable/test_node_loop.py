@@ -3,6 +3,8 @@
 # availability, commands, the allocation-free publish path, and readings
 # buffered in the ring while the link is down. Each test has its own room
 # and node name on the shared broker, and clears what it leaves retained.
+import gc
+
 from compat import ticks_add, ticks_diff, ticks_ms
 from mqtt.client import MQTTClient
 from node import config
@@ -367,6 +369,46 @@ def test_json_publish_cycles_with_time_allocate_nothing():
         assert bytes(node.payload[:6]) == b'{"v":2'  # the JSON form, with the time
     finally:
         finish(node, [])
+
+
+def test_reboot_command_is_acknowledged_before_the_reboot():
+    # QoS 1 on a persistent session: rebooting before the PUBACK is sent would
+    # have the broker deliver the command again after the restart, and the
+    # board would reboot in a loop.
+    room, name = unique_id("roomb"), unique_id("nodeb")
+    host, port = broker_address()
+    persistent = {"host": host, "port": port, "keepalive_s": 30, "clean_session": False}
+    node, logs = make_node("b", sensors=SENSORS[:1], reset=_reset, ROOM=room, NODE=name, BROKER=persistent)
+    sub, inbox = subscriber("b", room_filter(node))
+    again = None
+    try:
+        assert run_until(node, [sub], lambda: node.client.connected and node.published == 1)
+        send_command(sub, node, "reboot", b"")
+        try:
+            run_until(node, [sub], lambda: False, 3000)
+            raise AssertionError("no reboot: %r" % logs.lines)
+        except Rebooted:
+            pass
+        # After the reset: the same node, the same session (and the old one's heap back).
+        node = None
+        gc.collect()
+        again, logs_again = make_node("b", sensors=SENSORS[:1], reset=_reset, ROOM=room, NODE=name, BROKER=persistent)
+        try:
+            assert run_until(again, [sub], lambda: again.client.connected and again.published == 1)
+            run_until(again, [sub], lambda: False, 500)
+        except Rebooted:
+            raise AssertionError("the reboot command came back after the reboot: %r" % logs_again.lines)
+        assert not logs_again.having("command: reboot"), logs_again.lines
+    finally:
+        last = again or node
+        if last is not None:
+            finish(last, [sub])
+        else:
+            sub.disconnect()
+        # Leave no session behind on the shared broker.
+        forget = MQTTClient(name, host, port, clean_session=True, max_packet=128, tx_size=128, rx_size=256)
+        forget.connect()
+        forget.disconnect()
 
 
 # ---- offline: the ring --------------------------------------------------------
