@@ -418,3 +418,32 @@ def test_tls_handshake_that_hangs_ends_at_the_connect_deadline(runtime, tls_brok
     assert "TLS handshake" in message, line
     # Bounded by the deadline (plus process start-up), not hung.
     assert 1.4 <= took <= 8, took
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_tls_handshake_that_trickles_ends_at_the_connect_deadline(runtime, tls_broker, tls_files, spawn):
+    """The broker's handshake bytes arrive one at a time, 20 ms apart: every
+    read gets a byte in time, so only a deadline on the whole handshake ends
+    it (mbedtls's blocking handshake applies the timeout per read: 28 s here)."""
+    from faults.proxy import FaultProxy
+
+    proxy = FaultProxy(tls_broker.tls_port).start()
+    try:
+        proxy.fragment(True, "down", pause_ms=20)
+        started = time.monotonic()
+        node = spawn(
+            runtime,
+            "tls_connect.py",
+            ["127.0.0.1", proxy.port, ca_for(runtime, tls_files, "ca"), "localhost", "node-trickle-" + runtime,
+             "house/test/trickle", "connect_timeout_ms=1500"],
+        )
+        _, _, line = node.wait_for("ERROR", 20)
+        took = time.monotonic() - started
+        print("%s: trickled TLS handshake given up after %.2f s (deadline 1.5 s)" % (runtime, took))
+        node.finish(10)
+    finally:
+        proxy.close()
+    kind, is_oserror, message = parse_error(line)
+    assert kind == "MQTTTimeout" and is_oserror, line
+    assert "TLS handshake" in message, line
+    assert 1.4 <= took <= 8, took

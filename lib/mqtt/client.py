@@ -24,6 +24,7 @@ from compat import (
     ticks_add,
     ticks_diff,
     ticks_ms,
+    tls_wrap,
 )
 from mqtt.packet import PUBLISH, Packet, ProtocolError, decode_header
 from mqtt.session import CONNECTED, ConnectRefused, KeepaliveTimeout, Session
@@ -157,9 +158,16 @@ class MQTTClient:
         self._close()
         deadline = ticks_add(ticks_ms(), self.connect_timeout_ms)
         try:
-            self._open_socket(deadline)
+            handshake = self._open_socket(deadline)
             self.session.connect(ticks_ms())
-            self._flush()
+            if handshake is None:
+                self._flush()
+            else:
+                # The CONNECT's write finishes the TLS handshake (compat.tls_wrap), within the deadline.
+                try:
+                    self._flush(deadline)
+                except (OSError, ValueError, MemoryError) as e:
+                    raise _tls_failure(e, *handshake)
             while self.session.state != CONNECTED:
                 self._read(self._time_left(deadline, "no CONNACK from"))
             # CONNACK queued the resends of whatever was in flight.
@@ -185,6 +193,8 @@ class MQTTClient:
         return left
 
     def _open_socket(self, deadline):
+        """Connects the socket; returns None, or (step, free heap) while a TLS
+        handshake is still to finish in the first write."""
         host = self.host
         if self.resolver is not None:
             # At most half the time: a resolver that falls back to the last
@@ -202,28 +212,24 @@ class MQTTClient:
         except OSError as e:
             raise _with_context(e, "TCP connect to %s:%d" % (self.host, self.port))
         set_nodelay(sock)
+        handshake = None
         if self.ssl_context is not None:
             step = "TLS handshake with %s:%d" % (self.host, self.port)
-            # Each read of the handshake waits at most what is left.
             sock.settimeout(self._time_left(deadline, "no time left for the TLS handshake with") / 1000)
             free = mem_free()
             self._log("%s, free heap %d bytes" % (step, free))
             try:
-                sock = self.ssl_context.wrap_socket(sock, server_hostname=self.server_hostname)
-            except MemoryError:
-                raise TLSError(_tls_memory_advice(step, free))
-            except (OSError, ValueError) as e:  # mbedtls raises ValueError for a rejected certificate
-                if e.args and e.args[0] in _MBEDTLS_ALLOC_FAILED:
-                    raise TLSError(_tls_memory_advice(step, free))
-                if is_tls_error(e):
-                    raise TLSError("%s failed: %s" % (step, str(e).strip()))
-                raise _with_context(e, step)
+                sock, done = tls_wrap(self.ssl_context, sock, self.server_hostname)
+            except (OSError, ValueError, MemoryError) as e:  # mbedtls: ValueError for a rejected certificate
+                raise _tls_failure(e, step, free)
             self._sock = sock
+            handshake = None if done else (step, free)
         sock.setblocking(False)
         self._poller = select.poll()
         self._poller.register(sock, POLLIN)
         self._rx_length = 0
         self._drain = 0
+        return handshake
 
     def _close(self):
         if self._sock is not None:
@@ -388,19 +394,19 @@ class MQTTClient:
         except OSError as e:
             self._drop(e)
 
-    def _flush(self):
+    def _flush(self, deadline=None):
         session = self.session
         count = session.out_count
         if not count or self._sock is None:
             return
         mem = session.mem
         for i in range(count):
-            self._write_all(mem, session.out_start[i], session.out_length[i])
+            self._write_all(mem, session.out_start[i], session.out_length[i], deadline)
         session.sent(ticks_ms())
 
-    def _write_all(self, buf, offset, length):
+    def _write_all(self, buf, offset, length, deadline=None):
+        """deadline: a tick, or None for io_timeout_ms from the first block."""
         sock = self._sock
-        deadline = None  # set at the first block (0 is a tick like any other)
         while length:
             n = socket_write(sock, buf, offset, length)
             if n is None:  # would block: wait for room, within the deadline
@@ -543,6 +549,17 @@ def _tls_memory_advice(step, free):
         "handshake than ECDSA ones: give the broker an ECDSA certificate and a short CA chain, or connect "
         "before allocating large buffers" % (step, free)
     )
+
+
+def _tls_failure(error, step, free):
+    """What to raise for a failed TLS handshake: which step, and why."""
+    if isinstance(error, MemoryError) or (error.args and error.args[0] in _MBEDTLS_ALLOC_FAILED):
+        return TLSError(_tls_memory_advice(step, free))
+    if isinstance(error, MQTTTimeout) or is_timeout(error):
+        return MQTTTimeout("%s timed out" % step)
+    if is_tls_error(error):
+        return TLSError("%s failed: %s" % (step, str(error).strip()))
+    return _with_context(error, step)
 
 
 def _with_context(error, step):

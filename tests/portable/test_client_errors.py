@@ -64,7 +64,7 @@ class _FailingTLS:
     def __init__(self, error):
         self.error = error
 
-    def wrap_socket(self, sock, server_hostname=None):
+    def wrap_socket(self, sock, server_hostname=None, do_handshake_on_connect=True):
         raise self.error
 
 
