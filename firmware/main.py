@@ -1,12 +1,12 @@
 # Runs the node on a board, forever. Copied to the board as /main.py with
 # the board file as /board.py (tools/deploy.py); on the Unix port,
 # tools/run_local.py sets BOARD=unix instead.
+import gc
 import sys
 
 from backoff import Backoff
 from compat import getenv, sleep_ms
 from node import config as board_config
-from node import safe_mode
 from node.hardware import make_hardware
 from node.node import Node
 
@@ -29,10 +29,13 @@ def main():
         raise SystemExit(2)
     import machine
 
-    if safe_mode.requested(config["SAFE_MODE_PIN"], machine):
-        print("safe mode: %r held at start-up: node and watchdog not started; reset to run the node"
-              % (config["SAFE_MODE_PIN"],))
-        return
+    if config["SAFE_MODE_PIN"] is not None:
+        from node import safe_mode  # only boards with the pin pay for its code
+
+        if safe_mode.requested(config["SAFE_MODE_PIN"], machine):
+            print("safe mode: %r held at start-up: node and watchdog not started; reset to run the node"
+                  % (config["SAFE_MODE_PIN"],))
+            return
     wdt = machine.WDT(timeout=config["WATCHDOG_MS"]) if config["WATCHDOG_MS"] else None
     feed = wdt.feed if wdt else None
     wifi = None
@@ -45,6 +48,10 @@ def main():
     model = getattr(board, "MODEL", "house sensor node")
     while True:
         try:
+            # The node's buffers are large and made once: start them on a heap
+            # without the garbage of loading the board (or of a failed node).
+            node = None
+            gc.collect()
             node = Node(config, model, make_hardware(machine), wifi, reset=machine.reset)
             if config["DEEP_SLEEP_S"]:
                 node.cycle_and_sleep(machine.deepsleep)
