@@ -67,15 +67,13 @@ def spread(values, unit=" s", digits=2):
 
 
 def report(rounds):
-    steps = {}  # step -> {"given_up": [], "ratio": [], "back": [], "deadline": d}
-    notes = {}  # lines with no figures in the common shape, by text before the first figure
+    steps = {}  # step -> {"given_up": [], "ratio": [], "back": []}
     for lines in rounds:
         for line in lines:
             step, given_up, deadline, back = parse(line)
             if given_up is None and back is None:
-                notes.setdefault(re.split(r"[\d.]+ s", line)[0], []).append(line)
-                continue
-            entry = steps.setdefault(step, {"given_up": [], "ratio": [], "back": [], "deadline": deadline})
+                continue  # a line not in the common shape: listed from the last run below
+            entry = steps.setdefault(step, {"given_up": [], "ratio": [], "back": []})
             if given_up is not None:
                 entry["given_up"].append(given_up)
                 entry["ratio"].append(given_up / deadline)
@@ -102,9 +100,10 @@ def report(rounds):
             "| %s | %s | %s | %s |"
             % (step, spread(entry["given_up"]), spread(entry["ratio"], "x"), spread(entry["back"]))
         )
+    notes = [line for line in rounds[-1] if parse(line)[1] is None and parse(line)[3] is None]
     if notes:
         out += ["", "Also measured (last run):", ""]
-        out += ["- " + lines[-1] for lines in notes.values()]
+        out += ["- " + line for line in notes]
     return "\n".join(out) + "\n"
 
 
