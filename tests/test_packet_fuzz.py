@@ -19,6 +19,15 @@ import tracemalloc
 import pytest
 
 from harness import micropython
+from mqtt.broker_codec import (
+    BrokerPacket,
+    decode,
+    encode_connack,
+    encode_pingresp,
+    encode_suback,
+    iter_filters,
+    iter_subscriptions,
+)
 from mqtt.packet import (
     CONNACK,
     CONNECT,
@@ -34,22 +43,15 @@ from mqtt.packet import (
     SUBSCRIBE,
     UNSUBACK,
     UNSUBSCRIBE,
-    Packet,
     ProtocolError,
-    decode,
     decode_header,
     encode_ack,
-    encode_connack,
     encode_connect,
     encode_disconnect,
     encode_pingreq,
-    encode_pingresp,
     encode_publish,
-    encode_suback,
     encode_subscribe,
     encode_unsubscribe,
-    iter_filters,
-    iter_subscriptions,
     remaining_length_size,
 )
 
@@ -311,7 +313,7 @@ class _Watchdog:
 
 def test_fuzz_only_protocol_errors_come_out(tmp_path):
     rng = random.Random(FUZZ_SEED)
-    packet = Packet()
+    packet = BrokerPacket()
     stats = {"packets": 0, "protocol_errors": 0, "incomplete": 0}
     corpus = []  # the share also run on MicroPython, with the outcome seen here
     started = time.monotonic()
@@ -342,12 +344,13 @@ def test_fuzz_only_protocol_errors_come_out(tmp_path):
 # each case as consume() does, print one outcome line per case.
 _MICROPYTHON_DECODER = """
 import sys
-from mqtt.packet import Packet, ProtocolError, decode
+from mqtt.broker_codec import BrokerPacket, decode
+from mqtt.packet import ProtocolError
 
 def main(path):
     with open(path, "rb") as f:
         corpus = f.read()
-    packet = Packet()
+    packet = BrokerPacket()
     i = 0
     while i < len(corpus):
         size = int.from_bytes(corpus[i : i + 4], "big")
@@ -404,7 +407,7 @@ def test_decoder_allocates_nothing_sized_by_a_length_field():
         for remaining in (268435455, 2097152, 65535, 300):
             cases.append(bytes([first]) + _varint(remaining) + rng.randbytes(rng.randint(0, 40)))
     cases += [fuzz_case(rng) for _ in range(3000)]
-    packet = Packet()
+    packet = BrokerPacket()
     tracemalloc.start()
     try:
         worst = 0
@@ -423,7 +426,7 @@ def test_decoder_allocates_nothing_sized_by_a_length_field():
 
 
 def test_a_huge_claim_is_answered_at_once_with_the_exact_shortfall():
-    packet = Packet()
+    packet = BrokerPacket()
     header = bytearray(b"\x30\xff\xff\xff\x7f\x00\x01t")  # PUBLISH of 268435455 bytes, 3 of them here
     tracemalloc.start()
     try:
@@ -437,7 +440,7 @@ def test_a_huge_claim_is_answered_at_once_with_the_exact_shortfall():
 
 @pytest.mark.parametrize("first", [0x20, 0x40, 0x50, 0x62, 0x70, 0xB0, 0xC0, 0xD0, 0xE0])
 def test_a_fixed_size_packet_claiming_more_is_refused_before_its_body(first):
-    packet = Packet()
+    packet = BrokerPacket()
     with pytest.raises(ProtocolError, match="remaining length must be"):
         decode(bytearray([first, 0xFF, 0xFF, 0xFF, 0x7F]), 0, 5, packet)
 

@@ -16,6 +16,15 @@ import uuid
 import paho.mqtt.client as paho
 import pytest
 
+from mqtt.broker_codec import (
+    BrokerPacket,
+    decode,
+    encode_connack,
+    encode_pingresp,
+    encode_suback,
+    iter_filters,
+    iter_subscriptions,
+)
 from mqtt.packet import (
     CONNACK,
     CONNECT,
@@ -31,20 +40,13 @@ from mqtt.packet import (
     SUBSCRIBE,
     UNSUBACK,
     UNSUBSCRIBE,
-    Packet,
-    decode,
     encode_ack,
-    encode_connack,
     encode_connect,
     encode_disconnect,
     encode_pingreq,
-    encode_pingresp,
     encode_publish,
-    encode_suback,
     encode_subscribe,
     encode_unsubscribe,
-    iter_filters,
-    iter_subscriptions,
 )
 
 TIMEOUT_S = 5
@@ -55,7 +57,7 @@ class Decoded:
 
     def __init__(self, data):
         self.data = data
-        self.packet = Packet()
+        self.packet = BrokerPacket()
         assert decode(data, 0, len(data), self.packet) == len(data)
 
     def __getattr__(self, name):
@@ -89,7 +91,7 @@ class Wire:
         self.buf = bytearray(1 << 20)
         self.start = 0
         self.end = 0
-        self.packet = Packet()
+        self.packet = BrokerPacket()
 
     def read(self):
         while True:

@@ -9,6 +9,15 @@ import pytest
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
+from mqtt.broker_codec import (
+    BrokerPacket,
+    decode,
+    encode_connack,
+    encode_pingresp,
+    encode_suback,
+    iter_filters,
+    iter_subscriptions,
+)
 from mqtt.packet import (
     CONNACK,
     CONNECT,
@@ -25,23 +34,16 @@ from mqtt.packet import (
     SUBSCRIBE,
     UNSUBACK,
     UNSUBSCRIBE,
-    Packet,
     ProtocolError,
-    decode,
     decode_header,
     encode_ack,
-    encode_connack,
     encode_connect,
     encode_disconnect,
     encode_pingreq,
-    encode_pingresp,
     encode_publish,
     encode_remaining_length,
-    encode_suback,
     encode_subscribe,
     encode_unsubscribe,
-    iter_filters,
-    iter_subscriptions,
     remaining_length_size,
 )
 from mqtt.topic import STRING, TOPIC_NAME, scan, topic_matches, validate_topic_filter
@@ -99,7 +101,7 @@ def payloads(draw):
 def decoded(data, offset=0):
     """decode() of data placed at `offset` in a larger buffer: (packet, buffer)."""
     buf = bytearray(offset) + data + b"\xff\xff"
-    packet = Packet()
+    packet = BrokerPacket()
     n = decode(buf, offset, offset + len(data), packet)
     assert n == len(data) == packet.length
     assert decode(buf, offset, offset + len(data) - 1, packet) == -1
@@ -242,7 +244,7 @@ def test_subscribe_with_many_long_filters_needs_a_four_byte_remaining_length():
     buf = bytearray(2700000)
     n = encode_subscribe(buf, 0, 7, subscriptions)
     assert buf[1] & 0x80 and buf[2] & 0x80 and buf[3] & 0x80 and not buf[4] & 0x80
-    packet = Packet()
+    packet = BrokerPacket()
     assert decode(buf, 0, n, packet) == n and packet.header_length == 5
     assert list(iter_subscriptions(buf, packet)) == subscriptions
 
@@ -311,7 +313,7 @@ def test_a_stream_decodes_the_same_whatever_the_read_boundaries(packets, data):
     have = 0
     start = 0
     lengths = []
-    packet = Packet()
+    packet = BrokerPacket()
     while have < len(stream):
         chunk = data.draw(st.integers(1, len(stream) - have))
         buf[have : have + chunk] = stream[have : have + chunk]
@@ -362,7 +364,7 @@ def test_remaining_length_round_trip_over_the_whole_range(n):
     size = encode_remaining_length(buf, 1, n)
     assert bytes(buf[1 : 1 + size]) == _reference_varint(n)
     assert size == remaining_length_size(n)
-    packet = Packet()
+    packet = BrokerPacket()
     assert decode_header(buf, 0, 1 + size, packet) == 1 + size
     assert packet.remaining_length == n and packet.length == 1 + size + n
 
@@ -467,7 +469,7 @@ def test_decoder_refuses_what_the_reference_filter_reading_refuses():
         body = b"\x00\x01" + len(data).to_bytes(2, "big") + data + b"\x00"
         packet = bytes([0x82, len(body)]) + body
         try:
-            decode(bytearray(packet), 0, len(packet), Packet())
+            decode(bytearray(packet), 0, len(packet), BrokerPacket())
         except ProtocolError as e:
             assert "SUBSCRIBE topic filter 1 has" in str(e)
         else:

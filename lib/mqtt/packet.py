@@ -1,5 +1,7 @@
-# The MQTT 3.1.1 codec: every control packet to and from bytes, in buffers
-# the caller owns. No I/O, no clock.
+# The MQTT 3.1.1 codec, the client's half: every packet a client sends to
+# bytes, and every packet a client receives from bytes, in buffers the
+# caller owns. No I/O, no clock. mqtt.broker_codec is the other half (what
+# only a broker sends or reads), kept apart so that a node does not load it.
 #
 # Encoders write one whole packet at buf[offset:] and return its length.
 # Illegal input from our own caller is a ValueError raised before a byte is
@@ -14,7 +16,7 @@
 # the caller already has.
 
 from compat import const
-from mqtt.topic import STRING, TOPIC_FILTER, TOPIC_NAME, checked, describe, scan, show
+from mqtt.topic import STRING, TOPIC_FILTER, TOPIC_NAME, checked, describe, scan
 
 # 3.1.1 section 2.2.1: control packet types.
 CONNECT = const(1)
@@ -77,7 +79,6 @@ _RETAIN = const(0x01)
 _FLAGS_PUBREL = const(0x02)  # PUBREL, SUBSCRIBE, UNSUBSCRIBE
 
 # CONNECT flags (3.1.1 section 3.1.2.3).
-_CF_RESERVED = const(0x01)
 _CF_CLEAN_SESSION = const(0x02)
 _CF_WILL = const(0x04)
 _CF_WILL_RETAIN = const(0x20)
@@ -121,26 +122,6 @@ class Packet:
         # SUBACK
         self.codes_start = 0
         self.codes_length = 0
-        # SUBSCRIBE, UNSUBSCRIBE: walk with iter_subscriptions / iter_filters
-        self.body_start = 0
-        self.body_end = 0
-        # CONNECT
-        self.protocol_level = 0
-        self.clean_session = False
-        self.keepalive = 0
-        self.client_id_start = 0
-        self.client_id_length = 0
-        self.will_flag = False
-        self.will_qos = 0
-        self.will_retain = False
-        self.will_topic_start = -1
-        self.will_topic_length = -1
-        self.will_payload_start = -1
-        self.will_payload_length = -1
-        self.username_start = -1
-        self.username_length = -1
-        self.password_start = -1
-        self.password_length = -1
 
     def __repr__(self):
         return "<Packet %s length=%d flags=0x%x packet_id=%d>" % (
@@ -392,11 +373,6 @@ def encode_pingreq(buf, offset):
     return _encode_empty(buf, offset, PINGREQ)
 
 
-def encode_pingresp(buf, offset):
-    """PINGRESP (3.1.1 section 3.13): D0 00."""
-    return _encode_empty(buf, offset, PINGRESP)
-
-
 def encode_disconnect(buf, offset):
     """DISCONNECT (3.1.1 section 3.14): E0 00."""
     return _encode_empty(buf, offset, DISCONNECT)
@@ -448,41 +424,6 @@ def encode_unsubscribe(buf, offset, packet_id, filters):
     i += 2
     for topic_filter in filters:
         i = _put_field(buf, i, topic_filter.encode() if isinstance(topic_filter, str) else topic_filter)
-    return size
-
-
-def encode_connack(buf, offset, session_present, return_code):
-    """CONNACK (3.1.1 section 3.2), the broker's answer to CONNECT."""
-    if return_code < 0 or return_code >= len(CONNACK_REASONS):
-        raise ValueError("return_code must be 0..5, got %d" % return_code)
-    # 3.1.1 section 3.2.2.2: a refusal has Session Present 0.
-    if session_present and return_code:
-        raise ValueError("session_present must be False with return_code %d" % return_code)
-    _check_fits(buf, offset, 4, "CONNACK")
-    buf[offset] = CONNACK << 4
-    buf[offset + 1] = 2
-    buf[offset + 2] = 1 if session_present else 0
-    buf[offset + 3] = return_code
-    return 4
-
-
-def encode_suback(buf, offset, packet_id, return_codes):
-    """SUBACK (3.1.1 section 3.9): one return code (0, 1, 2 or 0x80) per filter."""
-    _check_packet_id(packet_id, "SUBACK")
-    _nonempty_sequence(return_codes, "return_codes")
-    for code in return_codes:
-        if code != 0 and code != 1 and code != 2 and code != SUBACK_FAILURE:
-            raise ValueError("SUBACK return code must be 0, 1, 2 or 0x80, got %r" % (code,))
-    remaining = 2 + len(return_codes)
-    size = _packet_size(remaining, "SUBACK")
-    _check_fits(buf, offset, size, "SUBACK")
-    i = _put_header(buf, offset, SUBACK << 4, remaining)
-    buf[i] = packet_id >> 8
-    buf[i + 1] = packet_id & 0xFF
-    i += 2
-    for code in return_codes:
-        buf[i] = code
-        i += 1
     return size
 
 
@@ -578,10 +519,12 @@ def _fixed_remaining_length(packet_type):
     return -1
 
 
-def decode(buf, start, end, packet):
+def decode(buf, start, end, packet, client_only=None):
     """Decodes one packet from buf[start:end] into packet. Returns the bytes
     it takes (packet.length), or -N: incomplete, N more bytes needed (at
-    least N while the fixed header itself is incomplete)."""
+    least N while the fixed header itself is incomplete). A CONNECT,
+    SUBSCRIBE or UNSUBSCRIBE is a ProtocolError: a client never receives
+    one (mqtt.broker_codec.decode decodes them)."""
     if start < 0 or start > end or end > len(buf):
         raise ValueError("decode range %d..%d is not within a %d-byte buffer" % (start, end, len(buf)))
     header_length = decode_header(buf, start, end, packet)
@@ -610,10 +553,12 @@ def decode(buf, start, end, packet):
             packet.packet_id = _packet_id(buf, p, end, PACKET_NAMES[packet_type])
     elif packet_type == SUBACK:
         _decode_suback(buf, p, end, packet)
-    elif packet_type == SUBSCRIBE or packet_type == UNSUBSCRIBE:
-        _decode_subscribe(buf, p, end, packet)
-    elif packet_type == CONNECT:
-        _decode_connect(buf, p, end, packet)
+    elif packet_type == CONNECT or packet_type == SUBSCRIBE or packet_type == UNSUBSCRIBE:
+        # 3.1.1 section 2.2.1: only a client sends these. The broker half of
+        # the codec (mqtt.broker_codec) passes the decoder for their bodies.
+        if client_only is None:
+            raise ProtocolError("%s is sent by clients only" % PACKET_NAMES[packet_type])
+        client_only(buf, p, end, packet)
     # PINGREQ, PINGRESP, DISCONNECT: the fixed header is all there is.
     return length
 
@@ -677,116 +622,3 @@ def _decode_suback(buf, p, end, packet):
         if code > _MAX_QOS and code != SUBACK_FAILURE:
             raise ProtocolError("SUBACK return code 0x%02x is not 0, 1, 2 or 0x80" % code)
         p += 1
-
-
-def _decode_subscribe(buf, p, end, packet):
-    packet_type = packet.type
-    name = PACKET_NAMES[packet_type]
-    packet.packet_id = _packet_id(buf, p, end, name)
-    p += 2
-    packet.body_start = p
-    packet.body_end = end
-    # 3.1.1 sections 3.8.3 and 3.10.3: at least one topic filter.
-    if p >= end:
-        raise ProtocolError("%s has no topic filters" % name)
-    count = 0
-    while p < end:
-        count += 1
-        n = _string(buf, p, end, TOPIC_FILTER, "%s topic filter %d" % (name, count))
-        p += 2 + n
-        if packet_type == SUBSCRIBE:
-            if p >= end:
-                raise ProtocolError("SUBSCRIBE topic filter %d has no requested QoS byte" % count)
-            # 3.1.1 section 3.8.3.1: upper 6 bits reserved, QoS 0..2.
-            qos = buf[p]
-            if qos > _MAX_QOS:
-                raise ProtocolError("SUBSCRIBE topic filter %d requested QoS byte is 0x%02x" % (count, qos))
-            p += 1
-
-
-def _decode_connect(buf, p, end, packet):
-    # 3.1.1 section 3.1.2.1: protocol name "MQTT".
-    n = _field(buf, p, end, "CONNECT protocol name")
-    if n != 4 or buf[p + 2] != 0x4D or buf[p + 3] != 0x51 or buf[p + 4] != 0x54 or buf[p + 5] != 0x54:
-        raise ProtocolError("CONNECT protocol name is not 'MQTT': %s" % show(bytes(buf[p + 2 : p + 2 + n])))
-    p += 6
-    if end - p < 4:
-        raise ProtocolError("CONNECT variable header is cut off: %d byte(s) after the protocol name" % (end - p))
-    level = buf[p]
-    flags = buf[p + 1]
-    # 3.1.1 section 3.1.2.2: level 4 is 3.1.1.
-    if level != _PROTOCOL_LEVEL:
-        raise ProtocolError("CONNECT protocol level must be 4, got %d" % level)
-    # 3.1.1 section 3.1.2.3: the reserved flag MUST be 0.
-    if flags & _CF_RESERVED:
-        raise ProtocolError("CONNECT reserved flag is set: flags 0x%02x" % flags)
-    will = (flags & _CF_WILL) != 0
-    will_qos = (flags >> 3) & 3
-    will_retain = (flags & _CF_WILL_RETAIN) != 0
-    # 3.1.1 sections 3.1.2.6 and 3.1.2.7: QoS 3 is invalid; no will, then no will QoS or retain.
-    if will_qos == 3:
-        raise ProtocolError("CONNECT will QoS is 3: flags 0x%02x" % flags)
-    if not will and (will_qos or will_retain):
-        raise ProtocolError("CONNECT has will QoS or retain without the will flag: flags 0x%02x" % flags)
-    # 3.1.1 section 3.1.2.9: if the User Name Flag is 0, the Password Flag MUST be 0.
-    if flags & _CF_PASSWORD and not flags & _CF_USERNAME:
-        raise ProtocolError("CONNECT has the password flag without the user name flag: flags 0x%02x" % flags)
-    packet.protocol_level = level
-    packet.clean_session = (flags & _CF_CLEAN_SESSION) != 0
-    packet.will_flag = will
-    packet.will_qos = will_qos
-    packet.will_retain = will_retain
-    packet.keepalive = (buf[p + 2] << 8) | buf[p + 3]
-    p += 4
-    # 3.1.1 section 3.1.3: client id, will topic, will message, user name, password, in this order.
-    n = _string(buf, p, end, STRING, "CONNECT client id")
-    # 3.1.1 section 3.1.3.1: a zero-byte client id needs CleanSession 1.
-    if n == 0 and not packet.clean_session:
-        raise ProtocolError("CONNECT client id is empty with clean session 0")
-    packet.client_id_start = p + 2
-    packet.client_id_length = n
-    p += 2 + n
-    if will:
-        n = _string(buf, p, end, TOPIC_NAME, "CONNECT will topic")
-        packet.will_topic_start = p + 2
-        packet.will_topic_length = n
-        p += 2 + n
-        n = _field(buf, p, end, "CONNECT will message")
-        packet.will_payload_start = p + 2
-        packet.will_payload_length = n
-        p += 2 + n
-    if flags & _CF_USERNAME:
-        n = _string(buf, p, end, STRING, "CONNECT user name")
-        packet.username_start = p + 2
-        packet.username_length = n
-        p += 2 + n
-    if flags & _CF_PASSWORD:
-        n = _field(buf, p, end, "CONNECT password")
-        packet.password_start = p + 2
-        packet.password_length = n
-        p += 2 + n
-    if p != end:
-        raise ProtocolError("CONNECT has %d byte(s) after its last field" % (end - p))
-
-
-# ---- SUBSCRIBE / UNSUBSCRIBE bodies (broker side; these allocate) -------------
-
-
-def iter_subscriptions(buf, packet):
-    """(topic filter bytes, requested QoS) of a decoded SUBSCRIBE."""
-    p = packet.body_start
-    end = packet.body_end
-    while p < end:
-        n = (buf[p] << 8) | buf[p + 1]
-        yield bytes(buf[p + 2 : p + 2 + n]), buf[p + 2 + n]
-        p += 3 + n
-
-
-def iter_filters(buf, packet):
-    """Topic filter bytes of a decoded UNSUBSCRIBE."""
-    p = packet.body_start
-    end = packet.body_end
-    while p < end:
-        n = (buf[p] << 8) | buf[p + 1]
-        yield bytes(buf[p + 2 : p + 2 + n])
-        p += 2 + n

@@ -12,6 +12,7 @@ from compat import const, ticks_add, ticks_diff
 from mqtt.packet import (
     CONNACK,
     CONNACK_REASONS,
+    PACKET_NAMES,
     PINGRESP,
     PUBACK,
     PUBCOMP,
@@ -422,8 +423,8 @@ class Session:
             if self.on_unsuback is not None:
                 self.on_unsuback(packet.packet_id)
         else:
-            # CONNECT, SUBSCRIBE, UNSUBSCRIBE, PINGREQ, DISCONNECT go to brokers only.
-            raise ProtocolError("client received packet type %d, which only a client sends" % kind)
+            # PINGREQ, DISCONNECT (decode refuses CONNECT, SUBSCRIBE, UNSUBSCRIBE).
+            raise ProtocolError("%s is sent by clients only" % PACKET_NAMES[kind])
 
     def _on_ack(self, packet_id, expected_state, now):
         slot = self._slot_with_id(packet_id)

@@ -13,6 +13,17 @@ from node.fixed import format_fixed
 from node.ring import Ring
 from node.wifi import Wifi
 
+
+def test_the_node_does_not_load_the_broker_half_of_the_codec():
+    # mqtt.broker_codec is heap a board would spend on code it never runs.
+    if not support.on_micropython():
+        support.skip("one process runs every test on CPython: modules are already loaded")
+    import node.node  # noqa: F401 - loads the node and the client, as firmware/main.py does
+
+    assert "mqtt.client" in sys.modules
+    assert "mqtt.broker_codec" not in sys.modules
+
+
 # ---- fixed-point numbers -------------------------------------------------
 
 FIXED_CASES = (

@@ -1,6 +1,15 @@
 # Byte-exact MQTT 3.1.1 vectors, worked out by hand from the specification,
 # one table driving both the encoders and the decoder (as h11's
 # tests/test_io.py does). Runs on CPython and on the MicroPython Unix port.
+from mqtt.broker_codec import (
+    BrokerPacket,
+    decode,
+    encode_connack,
+    encode_pingresp,
+    encode_suback,
+    iter_filters,
+    iter_subscriptions,
+)
 from mqtt.packet import (
     CONNACK,
     CONNACK_REASONS,
@@ -21,23 +30,18 @@ from mqtt.packet import (
     UNSUBSCRIBE,
     Packet,
     ProtocolError,
-    decode,
     decode_header,
     encode_ack,
-    encode_connack,
     encode_connect,
     encode_disconnect,
     encode_pingreq,
-    encode_pingresp,
     encode_publish,
     encode_remaining_length,
-    encode_suback,
     encode_subscribe,
     encode_unsubscribe,
-    iter_filters,
-    iter_subscriptions,
     remaining_length_size,
 )
+from mqtt.packet import decode as client_decode
 
 
 def h(*parts):
@@ -343,7 +347,7 @@ def raises(exc_type, fn, *args, **kwargs):
 
 def feed(data):
     """decode() on a receive buffer that holds data, as a fresh Packet."""
-    packet = Packet()
+    packet = BrokerPacket()
     buf = bytearray(data)
     return decode(buf, 0, len(buf), packet), packet
 
@@ -393,7 +397,7 @@ def test_decoder_reads_the_vector_fields():
 def test_decoder_fed_one_byte_at_a_time():
     # The receive buffer fills one byte per read: incomplete until the last
     # byte, and the shortfall is exact once the fixed header is in.
-    packet = Packet()
+    packet = BrokerPacket()
     for name, _, _, fields, data in VECTORS:
         buf = bytearray(len(data))
         for have in range(len(data)):
@@ -411,7 +415,7 @@ def test_decoder_walks_a_stream_of_every_vector_at_offsets():
     stream = bytearray(b"\xee\xee")  # not a packet: decoding starts at offset 2
     for _, _, _, _, data in VECTORS:
         stream += data
-    packet = Packet()
+    packet = BrokerPacket()
     start = 2
     for name, _, _, fields, data in VECTORS:
         n = decode(stream, start, len(stream), packet)
@@ -423,7 +427,7 @@ def test_decoder_walks_a_stream_of_every_vector_at_offsets():
 
 
 def test_decode_resets_fields_from_the_previous_packet():
-    packet = Packet()
+    packet = BrokerPacket()
     decode(h("3b 09 0003 612f62 000a 6869"), 0, 11, packet)  # PUBLISH QoS 1, DUP, RETAIN, id 10
     assert packet.packet_id == 10 and packet.retain
     decode(h("d0 00"), 0, 2, packet)  # PINGRESP
@@ -464,7 +468,7 @@ def test_remaining_length_boundaries_encode():
 
 
 def test_remaining_length_boundaries_decode_from_a_header_alone():
-    packet = Packet()
+    packet = BrokerPacket()
     for value, data in VARINTS:
         header = bytearray(b"\x30") + data  # a PUBLISH header, body still to come
         assert decode_header(header, 0, len(header), packet) == len(header), value
@@ -480,7 +484,7 @@ def test_remaining_length_boundaries_decode_from_a_header_alone():
 def test_remaining_length_boundaries_through_whole_publish_packets():
     # Topic "t" and no packet id: remaining length = 3 + payload bytes.
     buf = bytearray(16384 + 8)
-    packet = Packet()
+    packet = BrokerPacket()
     for value, data in VARINTS[1:5]:
         payload = bytearray(value - 3)
         n = encode_publish(buf, 0, b"t", payload)
@@ -623,7 +627,7 @@ def test_malformed_packets_are_protocol_errors_naming_field_and_value():
 
 def test_malformed_bytes_fed_one_at_a_time_fail_or_wait_never_else():
     # Any prefix either waits (negative) or fails the same way the whole does.
-    packet = Packet()
+    packet = BrokerPacket()
     for data, expected in MALFORMED:
         buf = bytearray(data)
         for have in range(len(data) + 1):
@@ -642,9 +646,25 @@ def test_protocol_error_is_not_a_value_error():
     assert not issubclass(ProtocolError, ValueError)
 
 
+def test_the_client_half_refuses_what_only_a_client_sends():
+    # 3.1.1 section 2.2.1: a broker never sends CONNECT, SUBSCRIBE or
+    # UNSUBSCRIBE. The client's decoder has no code for their bodies (a board
+    # does not load it); the broker half decodes the same bytes.
+    for name, encoder, args in (
+        ("CONNECT", encode_connect, ("node", 30)),
+        ("SUBSCRIBE", encode_subscribe, (7, [("house/#", 1)])),
+        ("UNSUBSCRIBE", encode_unsubscribe, (8, ["house/#"])),
+    ):
+        buf = bytearray(64)
+        n = encoder(buf, 0, *args)
+        message = raises(ProtocolError, client_decode, buf, 0, n, Packet())
+        assert message == name + " is sent by clients only", message
+        assert decode(buf, 0, n, BrokerPacket()) == n, name
+
+
 def test_decode_range_outside_the_buffer_is_a_value_error():
     buf = bytearray(4)
-    packet = Packet()
+    packet = BrokerPacket()
     assert "decode range 0..5 is not within a 4-byte buffer" in raises(ValueError, decode, buf, 0, 5, packet)
     assert "decode range 3..2" in raises(ValueError, decode, buf, 3, 2, packet)
     assert "decode range -1..2" in raises(ValueError, decode, buf, -1, 2, packet)

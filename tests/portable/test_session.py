@@ -89,14 +89,15 @@ def test_packet_before_connack_is_a_protocol_error():
     raise AssertionError("no ProtocolError")
 
 
-def test_broker_only_packet_is_a_protocol_error():
-    s = connected()
-    try:
-        feed(s, bytes([0xC0, 0x00]))  # PINGREQ: only clients send it
-    except ProtocolError as e:
-        assert "12" in str(e)
-        return
-    raise AssertionError("no ProtocolError")
+def test_packet_only_a_client_sends_is_a_protocol_error():
+    for data, name in ((bytes([0xC0, 0x00]), "PINGREQ"), (bytes([0x82, 0x06, 0, 1, 0, 1, 0x61, 1]), "SUBSCRIBE")):
+        s = connected()
+        try:
+            feed(s, data)
+        except ProtocolError as e:
+            assert str(e) == name + " is sent by clients only", str(e)
+            continue
+        raise AssertionError("no ProtocolError for " + name)
 
 
 def test_qos0_publish_bytes():
