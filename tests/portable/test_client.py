@@ -130,7 +130,10 @@ def test_persistent_session_receives_what_was_published_while_away():
     assert [m[1] for m in inbox.messages] == [("%d" % i).encode() for i in range(10)]
     # Leave no session behind on the shared broker.
     again.disconnect()
-    MQTTClient(unique_id("away"), *broker_address(), clean_session=True).connect()
+    again = None
+    forget = MQTTClient(unique_id("away"), *broker_address(), clean_session=True, inflight_max=1, max_packet=64)
+    forget.connect()
+    forget.disconnect()
 
 
 def test_keepalive_pings_keep_an_idle_link_up():

@@ -1,7 +1,7 @@
 # Battery boards: one wake cycle connects, reads every sensor, publishes,
 # waits for the acknowledgements, and only then goes to deep sleep.
+from node_harness import make_node, reading_topic, room_filter, sim, subscriber
 from support import poll_until
-from test_node_loop import make_node, reading_topic, room_filter, sim, subscriber
 
 SLEEP_S = 600
 

@@ -1,0 +1,102 @@
+# Readings taken while the link is down wait in the node's RAM ring and go
+# out oldest first after reconnect; an overflowing ring drops the oldest.
+from node.fixed import format_fixed
+from node_harness import (
+    drain_all,
+    finish,
+    make_node,
+    reading_topic,
+    room_filter,
+    run_until,
+    sim,
+    subscriber,
+    temperature_text,
+)
+from support import poll_until
+
+# lib/ with the node takes ~69 KB of heap on the 64-bit Unix port (pointers
+# twice a board's size): the node runs here under the Pico W's free RAM.
+SMALL_HEAP = "pico_w"
+
+
+# ---- offline: the ring --------------------------------------------------------
+
+
+def test_offline_readings_wait_in_ring_and_go_out_oldest_first():
+    # Both channels QoS 1, and an in-flight table smaller than the backlog,
+    # so draining takes several rounds of PUBACKs.
+    sensors = [sim("sim_temperature", 1, 1), sim("sim_humidity", 2, 1)]
+    node, logs = make_node("o", sensors=sensors, INFLIGHT=4)
+    sub, inbox = subscriber("o", room_filter(node))
+    topics = [reading_topic(node, "temperature"), reading_topic(node, "humidity")]
+    try:
+        assert not node.client.connected  # never connected: no poll yet
+        for i in range(12):
+            node.publish_reading(i % 2, 2100 + i)
+        assert node.ring.count == 12
+        assert node.published == 0
+        ring = node.ring
+        assert [ring.value[(ring.oldest() + k) % ring.capacity] for k in range(12)] == [2100 + i for i in range(12)]
+        node.drain_ring()  # still down: nothing moves
+        assert node.ring.count == 12
+        node.client.connect()
+        assert drain_all(node, [sub]), (node.ring.count, node.client.session.inflight_count())
+        assert node.published == 12
+        assert poll_until(sub, lambda: len([m for m in inbox.messages if m[0] in topics]) == 12)
+        got = [(m[0], m[1]) for m in inbox.messages if m[0] in topics]
+        want = []
+        for i in range(12):
+            value = 2100 + i
+            if i % 2 == 0:
+                want.append((topics[0], temperature_text(value)))
+            else:
+                buf = bytearray(8)
+                want.append((topics[1], bytes(buf[: format_fixed(buf, 0, value, 1)])))
+        assert got == want, got
+    finally:
+        finish(node, [sub])
+
+
+def test_readings_after_abort_are_buffered_then_sent_in_order():
+    sensors = [sim("sim_temperature", 1, 1)]
+    node, logs = make_node("x", sensors=sensors)
+    sub, inbox = subscriber("x", room_filter(node))
+    topic = reading_topic(node, "temperature")
+    try:
+        assert run_until(node, [sub], lambda: inbox.payloads(topic) and not node.client.session.inflight_count())
+        first = inbox.payloads(topic)
+        node.client.abort(OSError("test: link cut"))
+        assert not node.client.connected
+        for i in range(5):
+            node.publish_reading(0, 1500 + i)
+        assert node.ring.count == 5
+        # The broker saw the socket die without DISCONNECT: the will goes out.
+        assert poll_until(sub, lambda: b"offline" in inbox.payloads(node.status_topic)), inbox.messages
+        node.client.connect()
+        assert drain_all(node, [sub])
+        want = first + [temperature_text(1500 + i) for i in range(5)]
+        assert poll_until(sub, lambda: len(inbox.payloads(topic)) == len(want))
+        assert inbox.payloads(topic) == want
+        status = inbox.payloads(node.status_topic)
+        assert status[-2:] == [b"offline", b"online"], status
+    finally:
+        finish(node, [sub])
+
+
+def test_ring_overflow_drops_oldest_and_counts():
+    sensors = [sim("sim_temperature", 1, 1)]
+    node, logs = make_node("v", sensors=sensors, BUFFER=5)
+    sub, inbox = subscriber("v", room_filter(node))
+    topic = reading_topic(node, "temperature")
+    try:
+        for i in range(12):
+            node.publish_reading(0, 1000 + i)
+        assert node.ring.count == 5
+        assert node.ring.dropped == 7
+        node.client.connect()
+        assert drain_all(node, [sub])
+        assert poll_until(sub, lambda: len(inbox.payloads(topic)) == 5)
+        assert inbox.payloads(topic) == [temperature_text(1000 + i) for i in range(7, 12)]
+        assert node.ring.dropped == 7
+    finally:
+        finish(node, [sub])
