@@ -11,8 +11,15 @@ from compat import const
 from mqtt.packet import (
     CONNACK,
     CONNACK_REASONS,
+    CONNECT_CLEAN_SESSION,
+    CONNECT_PASSWORD,
+    CONNECT_USERNAME,
+    CONNECT_WILL,
+    CONNECT_WILL_RETAIN,
+    MAX_QOS,
     PACKET_NAMES,
     PINGRESP,
+    PROTOCOL_LEVEL,
     SUBACK,
     SUBACK_FAILURE,
     SUBSCRIBE,
@@ -32,15 +39,8 @@ from mqtt.packet import (
 from mqtt.packet import decode as _client_decode
 from mqtt.topic import STRING, TOPIC_FILTER, TOPIC_NAME, show
 
-_PROTOCOL_LEVEL = const(4)  # 3.1.1 section 3.1.2.2: 3.1.1 is level 4
-_MAX_QOS = const(2)
-# 3.1.1 section 3.1.2.3: the CONNECT flag bits mqtt.packet.encode_connect writes.
-_CF_RESERVED = const(0x01)
-_CF_CLEAN_SESSION = const(0x02)
-_CF_WILL = const(0x04)
-_CF_WILL_RETAIN = const(0x20)
-_CF_PASSWORD = const(0x40)
-_CF_USERNAME = const(0x80)
+# 3.1.1 section 3.1.2.3: the CONNECT flag a client MUST leave 0.
+_CONNECT_RESERVED = const(0x01)
 
 
 class BrokerPacket(Packet):
@@ -150,7 +150,7 @@ def _decode_subscribe(buf, p, end, packet):
                 raise ProtocolError("SUBSCRIBE topic filter %d has no requested QoS byte" % count)
             # 3.1.1 section 3.8.3.1: upper 6 bits reserved, QoS 0..2.
             qos = buf[p]
-            if qos > _MAX_QOS:
+            if qos > MAX_QOS:
                 raise ProtocolError("SUBSCRIBE topic filter %d requested QoS byte is 0x%02x" % (count, qos))
             p += 1
 
@@ -166,24 +166,24 @@ def _decode_connect(buf, p, end, packet):
     level = buf[p]
     flags = buf[p + 1]
     # 3.1.1 section 3.1.2.2: level 4 is 3.1.1.
-    if level != _PROTOCOL_LEVEL:
+    if level != PROTOCOL_LEVEL:
         raise ProtocolError("CONNECT protocol level must be 4, got %d" % level)
     # 3.1.1 section 3.1.2.3: the reserved flag MUST be 0.
-    if flags & _CF_RESERVED:
+    if flags & _CONNECT_RESERVED:
         raise ProtocolError("CONNECT reserved flag is set: flags 0x%02x" % flags)
-    will = (flags & _CF_WILL) != 0
+    will = (flags & CONNECT_WILL) != 0
     will_qos = (flags >> 3) & 3
-    will_retain = (flags & _CF_WILL_RETAIN) != 0
+    will_retain = (flags & CONNECT_WILL_RETAIN) != 0
     # 3.1.1 sections 3.1.2.6 and 3.1.2.7: QoS 3 is invalid; no will, then no will QoS or retain.
     if will_qos == 3:
         raise ProtocolError("CONNECT will QoS is 3: flags 0x%02x" % flags)
     if not will and (will_qos or will_retain):
         raise ProtocolError("CONNECT has will QoS or retain without the will flag: flags 0x%02x" % flags)
     # 3.1.1 section 3.1.2.9: if the User Name Flag is 0, the Password Flag MUST be 0.
-    if flags & _CF_PASSWORD and not flags & _CF_USERNAME:
+    if flags & CONNECT_PASSWORD and not flags & CONNECT_USERNAME:
         raise ProtocolError("CONNECT has the password flag without the user name flag: flags 0x%02x" % flags)
     packet.protocol_level = level
-    packet.clean_session = (flags & _CF_CLEAN_SESSION) != 0
+    packet.clean_session = (flags & CONNECT_CLEAN_SESSION) != 0
     packet.will_flag = will
     packet.will_qos = will_qos
     packet.will_retain = will_retain
@@ -206,12 +206,12 @@ def _decode_connect(buf, p, end, packet):
         packet.will_payload_start = p + 2
         packet.will_payload_length = n
         p += 2 + n
-    if flags & _CF_USERNAME:
+    if flags & CONNECT_USERNAME:
         n = _string(buf, p, end, STRING, "CONNECT user name")
         packet.username_start = p + 2
         packet.username_length = n
         p += 2 + n
-    if flags & _CF_PASSWORD:
+    if flags & CONNECT_PASSWORD:
         n = _field(buf, p, end, "CONNECT password")
         packet.password_start = p + 2
         packet.password_length = n

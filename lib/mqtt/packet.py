@@ -67,10 +67,10 @@ CONNACK_REASONS = (
 # 3.1.1 section 3.9.3
 SUBACK_FAILURE = const(0x80)
 
-_PROTOCOL_LEVEL = const(4)  # 3.1.1 section 3.1.2.2: 3.1.1 is level 4
+PROTOCOL_LEVEL = const(4)  # 3.1.1 section 3.1.2.2: 3.1.1 is level 4
 _MAX_FIELD = const(65535)
 _MAX_PACKET_ID = const(65535)
-_MAX_QOS = const(2)
+MAX_QOS = const(2)
 
 # First-byte flags (3.1.1 section 2.2.2).
 _DUP = const(0x08)
@@ -78,12 +78,12 @@ _QOS_MASK = const(0x06)
 _RETAIN = const(0x01)
 _FLAGS_PUBREL = const(0x02)  # PUBREL, SUBSCRIBE, UNSUBSCRIBE
 
-# CONNECT flags (3.1.1 section 3.1.2.3).
-_CF_CLEAN_SESSION = const(0x02)
-_CF_WILL = const(0x04)
-_CF_WILL_RETAIN = const(0x20)
-_CF_PASSWORD = const(0x40)
-_CF_USERNAME = const(0x80)
+# CONNECT flags (3.1.1 section 3.1.2.3); public, as the broker half reads them.
+CONNECT_CLEAN_SESSION = const(0x02)
+CONNECT_WILL = const(0x04)
+CONNECT_WILL_RETAIN = const(0x20)
+CONNECT_PASSWORD = const(0x40)
+CONNECT_USERNAME = const(0x80)
 
 # Variable header of CONNECT: 00 04 'M' 'Q' 'T' 'T' level flags keepalive(2).
 _CONNECT_HEADER_LENGTH = const(10)
@@ -226,7 +226,7 @@ def encode_connect(
         raise ValueError("an empty client_id needs clean_session=True (3.1.1 section 3.1.3.1)")
     if keepalive_s < 0 or keepalive_s > 65535:
         raise ValueError("keepalive_s must be 0..65535, got %d" % keepalive_s)
-    flags = _CF_CLEAN_SESSION if clean_session else 0
+    flags = CONNECT_CLEAN_SESSION if clean_session else 0
     remaining = _CONNECT_HEADER_LENGTH + 2 + len(client_id)
     if will_topic is None:
         # 3.1.1 section 3.1.2.5-3.1.2.7: no will, so no will QoS, retain or message.
@@ -239,9 +239,9 @@ def encode_connect(
         will_topic = checked(will_topic, TOPIC_NAME, "will_topic")
         will_payload = _binary(b"" if will_payload is None else will_payload, "will_payload")
         _check_qos(will_qos, "will_qos")
-        flags |= _CF_WILL | (will_qos << 3)
+        flags |= CONNECT_WILL | (will_qos << 3)
         if will_retain:
-            flags |= _CF_WILL_RETAIN
+            flags |= CONNECT_WILL_RETAIN
         remaining += 4 + len(will_topic) + len(will_payload)
     if username is None:
         # 3.1.1 section 3.1.2.9: if the User Name Flag is 0, the Password Flag MUST be 0.
@@ -249,17 +249,17 @@ def encode_connect(
             raise ValueError("a password needs a username in MQTT 3.1.1 (section 3.1.2.9)")
     else:
         username = checked(username, STRING, "username")
-        flags |= _CF_USERNAME
+        flags |= CONNECT_USERNAME
         remaining += 2 + len(username)
         if password is not None:
             password = _binary(password, "password")
-            flags |= _CF_PASSWORD
+            flags |= CONNECT_PASSWORD
             remaining += 2 + len(password)
     size = _packet_size(remaining, "CONNECT")
     _check_fits(buf, offset, size, "CONNECT")
     i = _put_header(buf, offset, CONNECT << 4, remaining)
     i = _put_field(buf, i, b"MQTT")  # 3.1.1 section 3.1.2.1
-    buf[i] = _PROTOCOL_LEVEL
+    buf[i] = PROTOCOL_LEVEL
     buf[i + 1] = flags
     buf[i + 2] = keepalive_s >> 8
     buf[i + 3] = keepalive_s & 0xFF
@@ -619,6 +619,6 @@ def _decode_suback(buf, p, end, packet):
     packet.codes_length = end - p
     while p < end:
         code = buf[p]
-        if code > _MAX_QOS and code != SUBACK_FAILURE:
+        if code > MAX_QOS and code != SUBACK_FAILURE:
             raise ProtocolError("SUBACK return code 0x%02x is not 0, 1, 2 or 0x80" % code)
         p += 1
