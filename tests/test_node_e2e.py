@@ -17,9 +17,8 @@ import pytest
 
 from node import config as board_config
 from node import discovery
-from node.fixed import format_fixed
+from node_harness import expected_payloads
 from sensors import driver_class
-from sensors import make as make_sensor
 from tools import run_local
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -47,20 +46,6 @@ def load_board_file(path):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-def expected_payloads(driver, seed, count):
-    """What a simulated sensor reads, in order, as the node formats it."""
-    sensor = make_sensor(driver, None, seed=seed)
-    values = [0]
-    buf = bytearray(24)
-    out = []
-    for _ in range(count):
-        sensor.start()
-        sensor.read(values)
-        n = format_fixed(buf, 0, values[0], sensor.DECIMALS[0])
-        out.append(bytes(buf[:n]))
-    return out
 
 
 class Subscriber:

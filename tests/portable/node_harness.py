@@ -3,6 +3,7 @@
 # node tests are split over several modules so that each MicroPython process
 # loads only its own tests' bytecode: they run under a Pico W-sized heap.
 from compat import ticks_add, ticks_diff, ticks_ms
+from inbox import Inbox
 from mqtt.client import MQTTClient
 from node import config
 from node.fixed import format_fixed
@@ -58,23 +59,6 @@ def make_node(tag, sensors=SENSORS, reset=None, **settings):
     logs = Logs()
     node = Node(config.load(FakeBoard(board)), "test board", log=logs, reset=reset)
     return node, logs
-
-
-class Inbox:
-    def __init__(self, client):
-        self.messages = []
-        self.granted = []
-        client.on_message = self.on_message
-        client.on_subscribe = self.on_subscribe
-
-    def on_message(self, client, userdata, message):
-        self.messages.append((message.topic, message.payload, message.qos, message.retain))
-
-    def on_subscribe(self, client, userdata, packet_id, granted):
-        self.granted.append(granted)
-
-    def payloads(self, topic):
-        return [m[1] for m in self.messages if m[0] == topic]
 
 
 def subscriber(tag, topic):

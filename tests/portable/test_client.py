@@ -1,5 +1,6 @@
 # The client against the real mosquitto the harness started, on CPython and
 # on the Unix port. Each test uses its own client ids and topics.
+from inbox import Inbox
 from mqtt.client import MQTTClient
 from support import allocated_by, broker_address, heap_locked, poll_until, unique_id
 
@@ -9,20 +10,6 @@ SMALL_HEAP = True
 def make_client(name, **kwargs):
     host, port = broker_address()
     return MQTTClient(unique_id(name), host, port, **kwargs)
-
-
-class Inbox:
-    def __init__(self, client):
-        self.messages = []
-        self.granted = []
-        client.on_message = self.on_message
-        client.on_subscribe = self.on_subscribe
-
-    def on_message(self, client, userdata, message):
-        self.messages.append((message.topic, message.payload, message.qos, message.retain))
-
-    def on_subscribe(self, client, userdata, packet_id, granted):
-        self.granted.append(granted)
 
 
 def subscribed(name, topic, qos, **kwargs):
