@@ -6,18 +6,32 @@ import sys
 
 from backoff import Backoff
 from compat import getenv, sleep_ms
-from node import config as board_config
 from node.hardware import make_hardware
 from node.node import Node
 
 
 def load_board():
+    from node import config as board_config
+
     board = __import__(getenv("BOARD") or "board")
     try:
         import secrets  # boards/secrets.py: git-ignored, copied to the board  # pyright: ignore[reportMissingImports]
     except ImportError:
         secrets = None
-    return board, board_config.load(board, secrets)
+    try:
+        return board, board_config.load(board, secrets)
+    finally:
+        forget_module("node.config")
+
+
+def forget_module(name):
+    # Code only start-up runs (the board file checks: 7 KB of the 64-bit Unix
+    # port's heap) need not hold RAM for as long as the node runs.
+    sys.modules.pop(name, None)
+    parts = name.split(".")
+    package = sys.modules.get(".".join(parts[:-1]))
+    if package is not None and hasattr(package, parts[-1]):
+        delattr(package, parts[-1])
 
 
 def main():

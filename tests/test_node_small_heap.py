@@ -63,3 +63,38 @@ def test_firmware_runs_in_a_pico_w_heap_with_flat_memory(make_broker, tmp_path):
     assert "MemoryError" not in output, output
     # The healthy main loop feeds the watchdog (firmware/main.py passes feed to Node.run).
     assert "machine.WDT: first feed (timeout 8000 ms)" in output, output
+
+
+# firmware/main.py without its last line (the call to main()), then its
+# load_board(): what the board runs before it makes the node.
+LOAD_BOARD_ONLY = """
+import sys
+source = open(sys.argv[1]).read()
+assert source.rstrip().endswith("main()")
+exec(source.rstrip()[: -len("main()")])
+board, config = load_board()
+import node
+print("ROOM", config["ROOM"])
+print("LOADED", "node.config" in sys.modules, hasattr(node, "config"))
+"""
+
+
+def test_firmware_frees_the_board_file_checks_once_the_board_is_loaded(tmp_path):
+    script = tmp_path / "load_board_only.py"
+    script.write_text(LOAD_BOARD_ONLY)
+    lib, _ = micropython.compile_tree()
+    env = dict(os.environ)
+    paths = [".frozen", lib, os.path.join(ROOT, "boards"), os.path.join(ROOT, "firmware", "unix_fakes")]
+    env.update({"MICROPYPATH": ":".join(paths), "BOARD": "unix"})
+    result = subprocess.run(
+        micropython.command([str(script), os.path.join(ROOT, "firmware", "main.py")], heapsize=micropython.HEAP_PICO_W),
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "ROOM " in result.stdout, result.stdout
+    # Neither sys.modules nor the package keeps node.config: its code is garbage.
+    assert "LOADED False False" in result.stdout, result.stdout
