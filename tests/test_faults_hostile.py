@@ -48,6 +48,7 @@ UNIX_HEAP_GROWTH_LIMIT = 4096
 OPTIONS = {
     "flood": {"expect_drop": 0, "receive": 2 * FLOOD_COUNT, "deadline_ms": 30000},
     "unknown_puback": {"expect_drop": 0},
+    "oversize_publish_trickled": {"expect_drop": 0, "receive": 1, "keepalive": 2},
     "unknown_pubrec_and_pubcomp": {"expect_drop": 0},
     "duplicate_puback_after_dup_resend": {"publish_first": 1},
     "oversize_publish_then_valid": {"expect_drop": 0, "receive": 1},
@@ -233,6 +234,18 @@ def test_publish_larger_than_receive_buffer_is_drained_and_the_next_delivered(ru
     in the same burst: the first is drained and counted, the stream stays in
     step, the second is delivered."""
     result, peak, broker = scenario_run(runtime, SCENARIOS["oversize_publish_then_valid"])
+    assert_unharmed(result, peak)
+    assert result["oversize_dropped"] == 1, result
+    assert result["received"] == 1 and result["topics"] == ["house/test/after-big"], result
+    assert_stayed_connected(broker, result)
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_packet_arriving_slowly_keeps_the_link_alive_past_the_keepalive(runtime):
+    """A 3000-byte PUBLISH trickled over 4.5 s to a client with keepalive
+    2 s (dead after 3 s of silence): the broker is not silent, it is busy
+    sending. The link stays up, the big one is drained, the next delivered."""
+    result, peak, broker = scenario_run(runtime, SCENARIOS["oversize_publish_trickled"])
     assert_unharmed(result, peak)
     assert result["oversize_dropped"] == 1, result
     assert result["received"] == 1 and result["topics"] == ["house/test/after-big"], result

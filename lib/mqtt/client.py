@@ -450,10 +450,12 @@ class MQTTClient:
             return
         rx = self._rx
         have = self._rx_length
+        session = self.session
         if self._drain:
             n = self._read_into_stage(len(self._stage) if self._drain > len(self._stage) else self._drain)
             if n:
                 self._drain -= n
+                session.heard(ticks_ms())
             return
         if have == 0:
             n = socket_readinto(sock, rx, len(rx))
@@ -473,8 +475,11 @@ class MQTTClient:
             for i in range(n):
                 rx[have + i] = stage[i]
         have += n
-        session = self.session
-        consumed = session.receive(rx, 0, have, ticks_ms())
+        now = ticks_ms()
+        # Part of a packet counts too: a broker busy sending a large one over a
+        # slow link is not silent, and answers a PINGREQ only after it.
+        session.heard(now)
+        consumed = session.receive(rx, 0, have, now)
         while consumed < have and session.pending_output() and self.connected:
             # The session stopped for room to queue acks: send them, go on.
             self._flush()

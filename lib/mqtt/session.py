@@ -380,6 +380,10 @@ class Session:
 
     # ---- input ---------------------------------------------------------
 
+    def heard(self, now):
+        """Bytes came from the broker, a whole packet or not: the link is alive."""
+        self._last_received = now
+
     def receive(self, buf, start, end, now):
         """Handle every complete packet in buf[start:end]. Returns the number
         of bytes consumed; the caller keeps the rest for next time."""

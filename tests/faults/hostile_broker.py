@@ -119,6 +119,11 @@ class Connection:
 
     # ---- what the scenarios call ---------------------------------------
 
+    def sending(self):
+        """Holds back every other send (acks, PINGRESP) while a scenario
+        writes one packet in pieces, as a broker's single output stream does."""
+        return self._send_lock
+
     def send(self, data):
         """Send bytes; False if the client is gone."""
         try:
@@ -452,6 +457,31 @@ def oversize_publish_then_valid(size=2000, qos=0):
     return act
 
 
+def oversize_publish_trickled(size=3000, chunk=100, gap_s=0.15):
+    """As oversize_publish_then_valid, but the big PUBLISH comes 100 bytes
+    every 150 ms (4.5 s), as over a slow link: longer than 1.5 x a 2 s
+    keepalive. A broker answers a PINGREQ only after the packet it is in the
+    middle of, so no PINGRESP goes out meanwhile: the bytes themselves must
+    count as hearing from the broker."""
+    payload = bytes(range(256)) * (size // 256 + 1)
+    big = publish_bytes("house/test/big", payload[:size], 0, 0)
+    small = publish_bytes("house/test/after-big", b"small", 0)
+
+    def act(connection):
+        if connection.index != 0:
+            return
+        with connection.sending():
+            try:
+                for at in range(0, len(big), chunk):
+                    connection.sock.sendall(big[at : at + chunk])
+                    time.sleep(gap_s)
+                connection.sock.sendall(small)
+            except OSError:
+                pass  # the client hung up: the test reports why
+
+    return act
+
+
 def unknown_ack(packet_type, packet_id=4242):
     def act(connection):
         if connection.index == 0:
@@ -649,6 +679,11 @@ def _build():
     add(
         "oversize_publish_then_valid",
         oversize_publish_then_valid(),
+        {"error": None, "reconnect": False, "oversize_dropped": 1},
+    )
+    add(
+        "oversize_publish_trickled",
+        oversize_publish_trickled(),
         {"error": None, "reconnect": False, "oversize_dropped": 1},
     )
     add(
