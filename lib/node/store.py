@@ -21,7 +21,12 @@ A reading record, little-endian, 16 bytes:
                    0 if unknown
   8  i32 value     fixed point, as the driver gave it
   12 u8  channel   the node's channel index
-  13 u8  kind      0x52 'R' (a marker is 0x4D 'M')
+  13 u8  kind      0x54 'T' (a marker is 0x4D 'M'). The kind is also the
+                   format's version: a change to the layout or meaning of
+                   a record takes a new kind, so a store left by other
+                   firmware reads as unreadable slots, never as wrong
+                   readings. 'R' was the first format, whose `taken`
+                   counted from 1970.
   14 u16 check     low 16 bits of CRC-32 (binascii.crc32, in C on both
                    runtimes) over the 16 bytes with this field zero
 
@@ -102,7 +107,7 @@ from binascii import crc32
 from compat import const, ticks_add, ticks_diff
 
 _RECORD = const(16)
-_KIND_READING = const(0x52)
+_KIND_READING = const(0x54)  # 'T': taken counts from 2024 (see the record layout)
 _KIND_MARKER = const(0x4D)
 _MARKER_SLOTS = const(8)
 _READING = "<IIiBBH"  # seq, taken, value, channel, kind, check

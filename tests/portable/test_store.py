@@ -294,6 +294,32 @@ def test_a_corrupt_byte_anywhere_in_the_last_record_drops_only_it():
     remove_dir(path)
 
 
+def test_records_of_another_format_are_not_read_as_readings():
+    # A store left by firmware whose records meant something else (kind 'R':
+    # `taken` counted from 1970) is not replayed with times 54 years off.
+    # Each record keeps a valid check, so only its kind tells it apart.
+    from binascii import crc32
+
+    path = fresh_dir("format")
+    store = small(path)
+    for i in range(6):
+        store.append(1, 1000 + i, 1700000000 + i)
+    store.close()
+    name = path + "/seg0"
+    data = read_file(name)
+    for slot in range(1, 4):  # seq 1..3 become first-format records
+        at = slot * RECORD
+        data[at + 13] = 0x52
+        data[at + 14] = data[at + 15] = 0
+        check = crc32(data[at : at + RECORD]) & 0xFFFF
+        data[at + 14], data[at + 15] = check & 0xFF, check >> 8
+    write_file(name, data)
+    again = small(path)
+    assert replay(again) == [1003, 1004, 1005]
+    again.close()
+    remove_dir(path)
+
+
 def test_a_torn_write_is_skipped_at_every_offset():
     # A write cut short leaves the new bytes up to some offset and the old
     # ones after it; here the old ones are the previous lap's record.
