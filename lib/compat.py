@@ -81,6 +81,9 @@ if hasattr(socket.socket, "recv_into"):  # CPython
     def _load_ca(context, cafile, cadata):
         context.load_verify_locations(cafile=cafile, cadata=cadata)
 
+    def _load_client_certificate(context, certfile, keyfile):
+        context.load_cert_chain(certfile, keyfile)
+
     def tls_wrap(context, sock, server_hostname):  # pyright: ignore[reportRedeclaration]
         """(TLS socket, whether its handshake is done). CPython's socket
         timeout bounds the handshake as a whole: done here."""
@@ -125,6 +128,14 @@ else:  # MicroPython
                 cadata = f.read()
         context.load_verify_locations(cadata=pem_to_der(cadata))
 
+    def _load_client_certificate(context, certfile, keyfile):  # pyright: ignore[reportRedeclaration]
+        # The same DER-only mbedtls as for the CA: PEM files are converted.
+        with open(certfile, "rb") as f:
+            cert = pem_to_der(f.read())
+        with open(keyfile, "rb") as f:
+            key = pem_to_der(f.read())
+        context.load_cert_chain(cert, key)
+
     def poll_ready(poller, sock, timeout_ms):
         for _ in poller.ipoll(timeout_ms):  # ipoll reuses its tuple: no allocation
             return True
@@ -152,7 +163,8 @@ def is_timeout(error):
 
 
 def pem_to_der(data):
-    """The first certificate of a PEM text as DER; DER passes through."""
+    """The first block of a PEM text (a certificate or a key) as DER; DER
+    passes through."""
     if isinstance(data, str):
         data = data.encode()
     begin = data.find(b"-----BEGIN")
@@ -163,7 +175,10 @@ def pem_to_der(data):
     start = data.find(b"\n", begin) + 1
     end = data.find(b"-----END", start)
     if start <= 0 or end < 0:
-        raise ValueError("PEM certificate without an END line")
+        raise ValueError("PEM block without an END line")
+    if data.find(b"ENCRYPTED", begin, end) >= 0:
+        # A board has no passphrase to give: store the key unencrypted.
+        raise ValueError("PEM key is encrypted: write it out without a passphrase (openssl pkey -in KEY -out KEY)")
     return a2b_base64(data[start:end].replace(b"\n", b"").replace(b"\r", b""))
 
 
@@ -177,15 +192,19 @@ def set_nodelay(sock):
 
 def tls_context(cafile=None, cadata=None, certfile=None, keyfile=None):
     """A client TLS context that verifies the broker's certificate against
-    the given CA and its name against the host connected to."""
+    the given CA and its name against the host connected to; with certfile
+    and keyfile (PEM or DER files), it also proves who the client is, for a
+    broker that requires client certificates."""
     import ssl
 
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.verify_mode = ssl.CERT_REQUIRED
     if cafile is not None or cadata is not None:
         _load_ca(context, cafile, cadata)
+    if (certfile is None) != (keyfile is None):
+        raise ValueError("a client certificate needs both certfile and keyfile")
     if certfile is not None:
-        context.load_cert_chain(certfile, keyfile)
+        _load_client_certificate(context, certfile, keyfile)
     return context
 
 

@@ -206,6 +206,39 @@ def test_tls_publish_reaches_a_plain_subscriber(runtime, tls_broker, tls_files, 
     assert sub.received() == ["tls-ok"]
 
 
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_client_certificate_gets_through_a_broker_that_requires_one(
+    runtime, mutual_tls_broker, tls_files, spawn, subscriber
+):
+    """Mutual TLS: the client proves who it is with a certificate and key
+    kept as PEM files (converted to the DER mbedtls takes on the Unix port);
+    the same client without them, or with a certificate another CA signed,
+    is refused with a TLSError naming the broker."""
+    topic = "house/test/mtls"
+    sub = subscriber(mutual_tls_broker.port, topic, 1, "paho-mtls-%s" % runtime)
+    args = ["127.0.0.1", mutual_tls_broker.tls_port, ca_for(runtime, tls_files, "ca"), "localhost"]
+    node = spawn(
+        runtime,
+        "tls_connect.py",
+        args + ["node-mtls-" + runtime, topic, "cert=" + tls_files["client_cert"], "key=" + tls_files["client_key"]],
+    )
+    _, _, line = node.wait_for("RESULT", 20)
+    assert line.startswith("RESULT ok"), node.output()
+    assert node.finish(10) == 0
+    sub.wait(lambda: sub.payloads, 5, "the mutual-TLS publish did not reach paho")
+    assert sub.received() == ["tls-ok"]
+
+    stranger = ["cert=" + tls_files["other_client_cert"], "key=" + tls_files["other_client_key"]]
+    for refused, options in (("no-cert", []), ("stranger", stranger)):
+        client = spawn(runtime, "tls_connect.py", args + ["node-%s-%s" % (refused, runtime), topic] + options)
+        _, _, line = client.wait_for("ERROR", 20)
+        assert client.finish(10) == 1
+        name, is_oserror, message = parse_error(line)
+        assert name == "TLSError" and is_oserror, (refused, line)
+        assert "TLS" in message and "127.0.0.1:%d" % mutual_tls_broker.tls_port in message, (refused, line)
+    assert sub.received() == ["tls-ok"]
+
+
 @pytest.mark.parametrize(
     "ca, server_hostname, cause",
     [

@@ -372,3 +372,34 @@ def test_a_board_with_a_watchdog_is_fed_between_copies(unix_board, secrets_file,
     assert board.read_manifest() == deploy.new_manifest(steps)
     feeds = board.exec("import machine\nprint('FEEDS', machine.feeds)")
     assert int(feeds.split("FEEDS")[1]) >= len(steps) + 2
+
+
+class TLSBoard:
+    BROKER = {"host": "broker.lan", "tls": True, "ca": "/ca.pem", "cert": "/certs/node.pem", "key": "/certs/node.key"}
+
+
+def test_files_the_broker_settings_name_go_to_the_board(tmp_path):
+    tls = tmp_path / "boards" / "tls"
+    tls.mkdir(parents=True)
+    for name in ("ca.pem", "node.pem", "node.key"):
+        (tls / name).write_text(name)
+    assert deploy.tls_files(TLSBoard, root=str(tmp_path)) == [
+        (str(tls / "ca.pem"), "/ca.pem"),
+        (str(tls / "node.pem"), "/certs/node.pem"),
+        (str(tls / "node.key"), "/certs/node.key"),
+    ]
+
+
+def test_a_tls_file_missing_on_the_host_says_where_to_put_it(tmp_path):
+    tls = tmp_path / "boards" / "tls"
+    tls.mkdir(parents=True)
+    (tls / "ca.pem").write_text("ca")
+    with pytest.raises(
+        deploy.DeployError, match=r"BROKER cert is '/certs/node.pem': put that file at boards/tls/node.pem"
+    ):
+        deploy.tls_files(TLSBoard, root=str(tmp_path))
+
+
+def test_boards_without_tls_files_get_none(tmp_path):
+    for name in deploy.board_names():
+        assert deploy.tls_files(deploy.load_board(name), root=str(tmp_path)) == [], name

@@ -427,3 +427,32 @@ def test_safe_mode_pin_not_held_starts_the_node_after_the_window(make_broker, no
     fed = node.first("machine.WDT: first feed (timeout 5000 ms)")
     assert fed is not None and fed - node.started >= 1.0, node.output()  # it looked at the pin for a second first
     assert node.count("safe mode") == 0, node.output()
+
+
+def test_node_with_a_client_certificate_publishes_through_mutual_tls(
+    mutual_tls_broker, tls_files, nodes, subscribers, tmp_path
+):
+    """The board file names the CA, the node's certificate and its key (PEM
+    files, as they sit on a board): the node gets through a broker that
+    requires client certificates, and its readings reach a subscriber."""
+    with open(os.path.join(BOARDS, "unix.py")) as f:
+        text = f.read()
+    broker = {
+        "host": "127.0.0.1",
+        "port": 8883,
+        "tls": True,
+        "ca": tls_files["ca"],
+        "cert": tls_files["client_cert"],
+        "key": tls_files["client_key"],
+    }
+    (tmp_path / "mtls_board.py").write_text(text + "BROKER = %r\n" % broker)
+    sub = subscribers(mutual_tls_broker, ["house/kitchen/temperature"])
+    # MQTT_PORT wins over the board's port: the broker's TLS listener.
+    node = nodes(
+        mutual_tls_broker,
+        board="mtls_board",
+        extra_path=str(tmp_path),
+        env={"MQTT_PORT": str(mutual_tls_broker.tls_port)},
+    )
+    assert wait_until(lambda: sub.payloads("house/kitchen/temperature"), 15), node.output()
+    assert node.count("TLS handshake with 127.0.0.1:%d" % mutual_tls_broker.tls_port) >= 1, node.output()

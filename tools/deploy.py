@@ -8,6 +8,8 @@ On the board:
     /boot.py /main.py          firmware/boot.py, firmware/main.py
     /board.py                  boards/<board>.py (main.py does `import board`)
     /secrets.py                boards/secrets.py (git-ignored; from secrets_template.py)
+    /ca.pem, ...               boards/tls/<name>: each file the board's BROKER names as
+                               "ca", "cert" or "key" (git-ignored: a key is a secret)
     /lib/...                   lib/**/*.py compiled to .mpy for the board's architecture
     /deploy_manifest.json      {remote path: sha256} of what the last deploy copied
 
@@ -145,6 +147,35 @@ def build(board_name, root=ROOT, build_dir=None, secrets_path=None):
         (os.path.join(root, "boards", board_name + ".py"), "/board.py"),
         (secrets_path, "/secrets.py"),
     ]
+    return files + tls_files(board, root)
+
+
+TLS_FILES = ("ca", "cert", "key")  # BROKER keys naming a file on the board
+
+
+def tls_files(board, root=ROOT):
+    """[(boards/tls/<name>, board path)] for each file the board's BROKER
+    names (the CA, the client certificate and its key), so that a TLS board
+    gets them with the rest."""
+    broker = getattr(board, "BROKER", None)
+    if not isinstance(broker, dict):
+        return []
+    files = []
+    for key in TLS_FILES:
+        remote = broker.get(key)
+        if remote is None:
+            continue
+        if not isinstance(remote, str) or not remote.startswith("/") or remote.endswith("/"):
+            raise DeployError(
+                "BROKER %s must be a file's path on the board, like '/%s.pem', got %r" % (key, key, remote)
+            )
+        local = os.path.join(root, "boards", "tls", remote.rsplit("/", 1)[1])
+        if not os.path.isfile(local):
+            raise DeployError(
+                "BROKER %s is %r: put that file at %s (boards/tls/ is git-ignored); deploy copies it to the board"
+                % (key, remote, os.path.relpath(local, root))
+            )
+        files.append((local, remote))
     return files
 
 

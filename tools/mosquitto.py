@@ -29,7 +29,8 @@ def free_port():
 
 class Mosquitto:
     def __init__(self, persistence=False, tls=None, auth_listener=False, extra_config=""):
-        """tls: None or a dict with cafile, certfile, keyfile for a TLS listener.
+        """tls: None or a dict with cafile, certfile, keyfile for a TLS listener
+        (and require_certificate: True for one that asks clients for theirs).
         auth_listener: a second plain listener that refuses every client
         (CONNACK 5, not authorized), for testing refusals."""
         self.dir = tempfile.mkdtemp(prefix="mosquitto-")
@@ -67,6 +68,9 @@ class Mosquitto:
                 "certfile %s" % tls["certfile"],
                 "keyfile %s" % tls["keyfile"],
             ]
+            if tls.get("require_certificate"):
+                # Mutual TLS: a client without a certificate from cafile is refused.
+                lines.append("require_certificate true")
         if extra_config:
             lines.append(extra_config)
         self.config_path = os.path.join(self.dir, "mosquitto.conf")

@@ -44,7 +44,8 @@ class InflightFull(OSError):
 
 class TLSError(OSError):
     """The TLS handshake failed: the broker's certificate did not verify
-    (untrusted CA, wrong name) or the two ends agreed on nothing."""
+    (untrusted CA, wrong name), the broker refused the client's certificate
+    (or its lack of one), or the two ends agreed on nothing."""
 
 
 class Message:
@@ -61,6 +62,8 @@ class Message:
 _STAGE_SIZE = 128
 # mbedtls "allocation failed" codes: SSL, X509, PK, MPI, cipher.
 _MBEDTLS_ALLOC_FAILED = (-0x7F00, -0x2880, -0x3F80, -0x0010, -0x6180)
+# EPIPE, ECONNRESET: the same numbers on Linux and in lwIP (ESP32, RP2040).
+_CLOSED_BY_PEER = (32, 104)
 
 
 class MQTTClient:
@@ -168,8 +171,16 @@ class MQTTClient:
                     self._flush(deadline)
                 except (OSError, ValueError, MemoryError) as e:
                     raise _tls_failure(e, *handshake)
-            while self.session.state != CONNECTED:
-                self._read(self._time_left(deadline, "no CONNACK from"))
+            try:
+                while self.session.state != CONNECTED:
+                    self._read(self._time_left(deadline, "no CONNACK from"))
+            except OSError as e:
+                # Under TLS 1.3 a broker checks the client's certificate after
+                # the client's side of the handshake is done: its refusal
+                # comes in place of the CONNACK.
+                if self.ssl_context is None or isinstance(e, TLSError) or not is_tls_error(e):
+                    raise
+                raise TLSError("TLS with %s:%d failed before CONNACK: %s" % (self.host, self.port, str(e).strip()))
             # CONNACK queued the resends of whatever was in flight.
             self._flush()
         except Exception as e:
@@ -564,6 +575,12 @@ def _tls_failure(error, step, free):
         return MQTTTimeout("%s timed out" % step)
     if is_tls_error(error):
         return TLSError("%s failed: %s" % (step, str(error).strip()))
+    if error.args and error.args[0] in _CLOSED_BY_PEER:
+        # mbedtls (TLS 1.2) meets a broker's refusal as a write to a closed socket.
+        return TLSError(
+            "%s failed: the broker closed the connection (errno %d); a broker that requires client "
+            "certificates does so when it gets none, or one its CA did not sign" % (step, error.args[0])
+        )
     return _with_context(error, step)
 
 

@@ -117,6 +117,9 @@ def _broker(broker, secrets):
         "port": broker.get("port", 8883 if broker.get("tls") else 1883),
         "tls": broker.get("tls", False),
         "ca": broker.get("ca", None),
+        # A client certificate and its key, for a broker that requires one.
+        "cert": broker.get("cert", None),
+        "key": broker.get("key", None),
         "keepalive_s": broker.get("keepalive_s", 30),
         "username": broker.get("username", None),
         "password": getattr(secrets, "MQTT_PASSWORD", None) if secrets else None,
@@ -136,6 +139,13 @@ def _broker(broker, secrets):
     _whole("BROKER keepalive_s", b["keepalive_s"], 0, 65535)
     _flag("BROKER tls", b["tls"])
     _flag("BROKER clean_session", b["clean_session"])
+    for key in ("ca", "cert", "key"):
+        if b[key] is not None and (not isinstance(b[key], str) or not b[key]):
+            raise ValueError("board BROKER %s must be None or a file path, got %r" % (key, b[key]))
+        if b[key] is not None and not b["tls"]:
+            raise ValueError("board BROKER %s is set but tls is not True" % key)
+    if (b["cert"] is None) != (b["key"] is None):
+        raise ValueError("board BROKER cert and key go together: set both or neither")
     return b
 
 

@@ -486,4 +486,4 @@ def _tls_context(broker):
         return None
     from compat import tls_context
 
-    return tls_context(cafile=broker["ca"])
+    return tls_context(cafile=broker["ca"], certfile=broker["cert"], keyfile=broker["key"])

@@ -1,5 +1,5 @@
 # The runtime shim: ticks wrap the way MicroPython's do on every runtime.
-from compat import const, ticks_add, ticks_diff, ticks_ms
+from compat import const, pem_to_der, ticks_add, ticks_diff, ticks_ms, tls_context
 
 _ANSWER = const(42)
 
@@ -24,3 +24,41 @@ def test_ticks_ms_moves_forward():
     a = ticks_ms()
     sleep_ms(5)
     assert ticks_diff(ticks_ms(), a) >= 4
+
+
+# A PEM block's body is the base64 of its DER bytes (RFC 7468); these are
+# short stand-ins, not real keys: pem_to_der does not parse ASN.1.
+KEY_DER = bytes(range(40))
+KEY_PEM = (
+    b"-----BEGIN EC PRIVATE KEY-----\n"
+    b"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8g\n"
+    b"ISIjJCUmJw==\n"
+    b"-----END EC PRIVATE KEY-----\n"
+)
+
+
+def test_pem_to_der_takes_keys_as_well_as_certificates():
+    assert pem_to_der(KEY_PEM) == KEY_DER
+    assert pem_to_der(KEY_PEM.replace(b"\n", b"\r\n")) == KEY_DER
+    assert pem_to_der(KEY_DER) == KEY_DER  # DER passes through
+
+
+def test_pem_to_der_refuses_an_encrypted_key_and_says_what_to_do():
+    encrypted = b"-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAEC\n-----END ENCRYPTED PRIVATE KEY-----\n"
+    legacy = KEY_PEM.replace(b"KEY-----\n", b"KEY-----\nProc-Type: 4,ENCRYPTED\n\n", 1)
+    for data in (encrypted, legacy):
+        try:
+            pem_to_der(data)
+        except ValueError as e:
+            assert "encrypted" in str(e) and "passphrase" in str(e), str(e)
+        else:
+            raise AssertionError("an encrypted key was taken")
+
+
+def test_a_client_certificate_needs_its_key():
+    try:
+        tls_context(certfile="/node.pem")
+    except ValueError as e:
+        assert "both certfile and keyfile" in str(e), str(e)
+    else:
+        raise AssertionError("a certificate without its key was taken")

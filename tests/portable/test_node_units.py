@@ -262,6 +262,8 @@ def test_config_defaults():
         "port": 1883,
         "tls": False,
         "ca": None,
+        "cert": None,
+        "key": None,
         "keepalive_s": 30,
         "username": None,
         "password": None,
@@ -290,7 +292,7 @@ def test_config_tls_default_port_buses_wifi_and_secrets():
 
     c = config.load(
         board(
-            BROKER=broker(tls=True, username="node"),
+            BROKER=broker(tls=True, username="node", ca="/ca.pem", cert="/node.pem", key="/node.key"),
             WIFI={"ssid": "house"},
             I2C={"i2c0": {"scl": 22, "sda": 21}},
             ONEWIRE={"ow0": {"pin": 4}},
@@ -299,6 +301,7 @@ def test_config_tls_default_port_buses_wifi_and_secrets():
         Secrets(),
     )
     assert c["BROKER"]["port"] == 8883
+    assert (c["BROKER"]["ca"], c["BROKER"]["cert"], c["BROKER"]["key"]) == ("/ca.pem", "/node.pem", "/node.key")
     assert c["BROKER"]["username"] == "node"
     assert c["BROKER"]["password"] == "mqtt secret"
     assert c["WIFI"] == {"ssid": "house", "password": "wifi secret", "connect_timeout_s": 20}
@@ -355,6 +358,9 @@ BAD_BOARDS = (
     ("BROKER keepalive -1", board(BROKER=broker(keepalive_s=-1)), ("BROKER keepalive_s", "-1")),
     ("BROKER tls 'yes'", board(BROKER=broker(tls="yes")), ("BROKER tls", "'yes'")),
     ("BROKER clean_session 1", board(BROKER=broker(clean_session=1)), ("BROKER clean_session", "1")),
+    ("BROKER cert without key", board(BROKER=broker(tls=True, cert="/n.pem")), ("cert and key go together",)),
+    ("BROKER key without tls", board(BROKER=broker(cert="/n.pem", key="/n.key")), ("BROKER cert", "tls")),
+    ("BROKER ca not a path", board(BROKER=broker(tls=True, ca=b"/ca.pem")), ("BROKER ca", "b'/ca.pem'")),
     ("BUFFER 0", board(BUFFER=0), ("BUFFER", "0")),
     ("INFLIGHT 0", board(INFLIGHT=0), ("INFLIGHT", "0")),
     ("INFLIGHT 5000", board(INFLIGHT=5000), ("INFLIGHT", "5000")),

@@ -1,7 +1,10 @@
 # One TLS connect and one QoS 1 publish, run unchanged on CPython
 # (PYTHONPATH=lib) and on the MicroPython Unix port (MICROPYPATH=lib):
 #
-#   tls_connect.py HOST PORT CAFILE SERVER_HOSTNAME CLIENT_ID TOPIC
+#   tls_connect.py HOST PORT CAFILE SERVER_HOSTNAME CLIENT_ID TOPIC [name=value ...]
+#
+# Options: connect_timeout_ms=5000; cert=PATH key=PATH, a client certificate
+# (PEM files, as a board keeps them).
 #
 # CAFILE ending in .der is read and passed as DER cadata: the Unix port's
 # mbedtls rejects a PEM CA (ValueError('invalid cert')), see
@@ -22,27 +25,35 @@ def say(*parts):
         flush()
 
 
-def context_for(cafile):
+def context_for(cafile, certfile, keyfile):
     if cafile.endswith(".der"):
         with open(cafile, "rb") as f:
-            return tls_context(cadata=f.read())
-    return tls_context(cafile=cafile)
+            return tls_context(cadata=f.read(), certfile=certfile, keyfile=keyfile)
+    return tls_context(cafile=cafile, certfile=certfile, keyfile=keyfile)
 
 
 def main():
-    if len(sys.argv) not in (7, 8):
-        say("usage: tls_connect.py HOST PORT CAFILE SERVER_HOSTNAME CLIENT_ID TOPIC [connect_timeout_ms=N]")
+    if len(sys.argv) < 7:
+        say("usage: tls_connect.py HOST PORT CAFILE SERVER_HOSTNAME CLIENT_ID TOPIC [name=value ...]")
         return 2
     host, port, cafile, server_hostname, client_id, topic = sys.argv[1:7]
-    timeout_ms = int(sys.argv[7].split("=")[1]) if len(sys.argv) == 8 else 5000
+    options = {"connect_timeout_ms": "5000", "cert": None, "key": None}
+    for arg in sys.argv[7:]:
+        name, value = arg.split("=", 1)
+        options[name] = value
+    try:
+        context = context_for(cafile, options["cert"], options["key"])
+    except Exception as e:  # noqa: BLE001 - the test reads what was raised
+        say("ERROR class=%s oserror=0 message=%s" % (e.__class__.__name__, e))
+        return 1
     client = MQTTClient(
         client_id,
         host,
         int(port),
         keepalive=10,
-        ssl_context=context_for(cafile),
+        ssl_context=context,
         server_hostname=server_hostname,
-        connect_timeout_ms=timeout_ms,
+        connect_timeout_ms=int(options["connect_timeout_ms"]),
     )
     try:
         client.connect()
