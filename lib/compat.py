@@ -133,7 +133,7 @@ else:  # MicroPython
         with open(certfile, "rb") as f:
             cert = pem_to_der(f.read())
         with open(keyfile, "rb") as f:
-            key = pem_to_der(f.read())
+            key = pem_to_der(f.read(), b"PRIVATE KEY")
         context.load_cert_chain(cert, key)
 
     def poll_ready(poller, sock, timeout_ms):
@@ -162,19 +162,31 @@ def is_timeout(error):
     return bool(error.args) and error.args[0] in _ETIMEDOUT
 
 
-def pem_to_der(data):
-    """The first block of a PEM text (a certificate or a key) as DER; DER
-    passes through."""
+def pem_to_der(data, label=b"CERTIFICATE"):
+    """The first PEM block whose label ends with `label` ("CERTIFICATE", or
+    "PRIVATE KEY" for a key) as DER; DER passes through. Other blocks are
+    skipped: `openssl ecparam -genkey` writes EC PARAMETERS before the key,
+    and one file may hold a certificate and its key."""
     if isinstance(data, str):
         data = data.encode()
-    begin = data.find(b"-----BEGIN")
+    begin = data.find(b"-----BEGIN ")
     if begin < 0:
         return data
+    while begin >= 0:
+        label_end = data.find(b"-----", begin + 11)
+        if label_end < 0:
+            break
+        if data[begin + 11 : label_end].endswith(label):
+            return _pem_block(data, begin, label_end + 5)
+        begin = data.find(b"-----BEGIN ", label_end)
+    raise ValueError("no PEM block labelled ...%s in the file" % label.decode())
+
+
+def _pem_block(data, begin, start):
     from binascii import a2b_base64
 
-    start = data.find(b"\n", begin) + 1
     end = data.find(b"-----END", start)
-    if start <= 0 or end < 0:
+    if end < 0:
         raise ValueError("PEM block without an END line")
     if data.find(b"ENCRYPTED", begin, end) >= 0:
         # A board has no passphrase to give: store the key unencrypted.
