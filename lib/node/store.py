@@ -25,8 +25,10 @@ A reading record, little-endian, 16 bytes:
                    format's version: a change to the layout or meaning of
                    a record takes a new kind, so a store left by other
                    firmware reads as unreadable slots, never as wrong
-                   readings. 'R' was the first format, whose `taken`
-                   counted from 1970.
+                   readings. 'R', the first format, is still read: its
+                   `taken` was Unix seconds, then (in later builds, with
+                   the same kind) seconds since 2024; a value past 2024 in
+                   Unix seconds tells the two apart until 2077.
   14 u16 check     low 16 bits of CRC-32 (binascii.crc32, in C on both
                    runtimes) over the 16 bytes with this field zero
 
@@ -105,9 +107,11 @@ import struct
 from binascii import crc32
 
 from compat import const, ticks_add, ticks_diff
+from node.timestamp import UNIX_2024
 
 _RECORD = const(16)
 _KIND_READING = const(0x54)  # 'T': taken counts from 2024 (see the record layout)
+_KIND_READING_R = const(0x52)  # the first format, read and converted
 _KIND_MARKER = const(0x4D)
 _MARKER_SLOTS = const(8)
 _READING = "<IIiBBH"  # seq, taken, value, channel, kind, check
@@ -528,7 +532,10 @@ class FlashStore:
         return True
 
     def _decode(self, buf, o):
-        self.taken = buf[o + 4] | buf[o + 5] << 8 | buf[o + 6] << 16 | buf[o + 7] << 24
+        taken = buf[o + 4] | buf[o + 5] << 8 | buf[o + 6] << 16 | buf[o + 7] << 24
+        if buf[o + 13] == _KIND_READING_R and taken >= UNIX_2024:
+            taken -= UNIX_2024  # first format, Unix seconds
+        self.taken = taken
         value = buf[o + 8] | buf[o + 9] << 8 | buf[o + 10] << 16 | buf[o + 11] << 24
         self.value = value - _U32_END if value >= _I32_END else value
         self.channel = buf[o + 12]
@@ -660,7 +667,8 @@ def _valid_reading(rec):
     Leaves the check bytes as they were."""
     lo, hi = rec[14], rec[15]
     rec[14] = rec[15] = 0
-    ok = crc32(rec) & 0xFFFF == (lo | hi << 8) and rec[13] == _KIND_READING
+    kind = rec[13]
+    ok = crc32(rec) & 0xFFFF == (lo | hi << 8) and (kind == _KIND_READING or kind == _KIND_READING_R)
     rec[14], rec[15] = lo, hi
     if not ok:
         return 0

@@ -294,28 +294,40 @@ def test_a_corrupt_byte_anywhere_in_the_last_record_drops_only_it():
     remove_dir(path)
 
 
-def test_records_of_another_format_are_not_read_as_readings():
-    # A store left by firmware whose records meant something else (kind 'R':
-    # `taken` counted from 1970) is not replayed with times 54 years off.
-    # Each record keeps a valid check, so only its kind tells it apart.
+def rewrite_record(data, slot, kind, taken=None):
+    """The record in slot as another firmware would have written it: its kind
+    (and `taken`) changed, with a check that holds."""
     from binascii import crc32
 
+    at = slot * RECORD
+    if taken is not None:
+        for i in range(4):
+            data[at + 4 + i] = (taken >> (8 * i)) & 0xFF
+    data[at + 13] = kind
+    data[at + 14] = data[at + 15] = 0
+    check = crc32(data[at : at + RECORD]) & 0xFFFF
+    data[at + 14], data[at + 15] = check & 0xFF, check >> 8
+
+
+def test_first_format_records_replay_with_their_times_converted():
+    # Kind 'R': `taken` in Unix seconds (the first builds) or already since
+    # 2024 (later builds with the same kind); 0 for a reading without a time.
     path = fresh_dir("format")
     store = small(path)
     for i in range(6):
-        store.append(1, 1000 + i, 1700000000 + i)
+        store.append(1, 1000 + i, 0)
     store.close()
     name = path + "/seg0"
     data = read_file(name)
-    for slot in range(1, 4):  # seq 1..3 become first-format records
-        at = slot * RECORD
-        data[at + 13] = 0x52
-        data[at + 14] = data[at + 15] = 0
-        check = crc32(data[at : at + RECORD]) & 0xFFFF
-        data[at + 14], data[at + 15] = check & 0xFF, check >> 8
+    unix_2024 = 1704067200
+    rewrite_record(data, 1, 0x52, unix_2024 + 86400)  # Unix seconds: a day into 2024
+    rewrite_record(data, 2, 0x52, 86400 * 2)  # seconds since 2024 already
+    rewrite_record(data, 3, 0x52, 0)  # no time
+    rewrite_record(data, 4, 0x99)  # a kind this firmware does not know
     write_file(name, data)
     again = small(path)
-    assert replay(again) == [1003, 1004, 1005]
+    got = [(value, taken) for _, _, value, taken in drain(again, packet_id=1)]
+    assert got == [(1000, 86400), (1001, 86400 * 2), (1002, 0), (1004, 0), (1005, 0)], got
     again.close()
     remove_dir(path)
 
