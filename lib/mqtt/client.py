@@ -163,15 +163,14 @@ class MQTTClient:
         try:
             handshake = self._open_socket(deadline)
             self.session.connect(ticks_ms())
-            if handshake is None:
-                self._flush()
-            else:
+            if handshake is not None:
                 # The CONNECT's write finishes the TLS handshake (compat.tls_wrap), within the deadline.
                 try:
                     self._flush(deadline)
                 except (OSError, ValueError, MemoryError) as e:
                     raise _tls_failure(e, *handshake)
             try:
+                self._flush()
                 while self.session.state != CONNECTED:
                     self._read(self._time_left(deadline, "no CONNACK from"))
             except OSError as e:
@@ -576,10 +575,12 @@ def _tls_failure(error, step, free):
     if is_tls_error(error):
         return TLSError("%s failed: %s" % (step, str(error).strip()))
     if error.args and error.args[0] in _CLOSED_BY_PEER:
-        # mbedtls (TLS 1.2) meets a broker's refusal as a write to a closed socket.
+        # mbedtls (TLS 1.2) meets a broker's refusal of the client's
+        # certificate as a write to a closed socket; the errno stays.
         return TLSError(
-            "%s failed: the broker closed the connection (errno %d); a broker that requires client "
-            "certificates does so when it gets none, or one its CA did not sign" % (step, error.args[0])
+            error.args[0],
+            "%s failed: the broker closed the connection (errno %d); possibly it requires a client "
+            "certificate and got none, or one its CA did not sign" % (step, error.args[0]),
         )
     return _with_context(error, step)
 
