@@ -403,3 +403,37 @@ def test_a_tls_file_missing_on_the_host_says_where_to_put_it(tmp_path):
 def test_boards_without_tls_files_get_none(tmp_path):
     for name in deploy.board_names():
         assert deploy.tls_files(deploy.load_board(name), root=str(tmp_path)) == [], name
+
+
+@pytest.mark.parametrize(
+    "broker, message",
+    [
+        ({"ca": "/ca.pem"}, "BROKER ca is set but tls is not True"),
+        ({"tls": True, "ca": "/certs/node.pem", "cert": "/node.pem", "key": "/node.key"}, "both would come from"),
+        ({"tls": True, "ca": "ca.pem"}, "a file's path on the board"),
+    ],
+    ids=["without-tls", "same-name-twice", "relative"],
+)
+def test_tls_files_the_node_could_not_use_are_refused(broker, message, tmp_path):
+    class Board:
+        BROKER = broker
+
+    tls = tmp_path / "boards" / "tls"
+    tls.mkdir(parents=True)
+    for name in ("ca.pem", "node.pem", "node.key"):
+        (tls / name).write_text(name)
+    with pytest.raises(deploy.DeployError, match=message):
+        deploy.tls_files(Board, root=str(tmp_path))
+
+
+def test_a_tls_file_may_not_overwrite_what_deploy_puts_on_the_board(tmp_path, secrets_file):
+    root = tmp_path / "checkout"
+    shutil.copytree(os.path.join(ROOT, "lib"), root / "lib")
+    shutil.copytree(os.path.join(ROOT, "firmware"), root / "firmware")
+    (root / "boards" / "tls").mkdir(parents=True)
+    (root / "boards" / "tls" / "main.py").write_text("not a firmware")
+    (root / "boards" / "rogue.py").write_text(
+        'ARCH = "armv6m"\nBROKER = {"host": "broker.lan", "tls": True, "ca": "/main.py"}\n'
+    )
+    with pytest.raises(deploy.DeployError, match="'/main.py', which would overwrite"):
+        deploy.plan("rogue", {}, root=str(root), build_dir=str(tmp_path / "build"), secrets_path=secrets_file)

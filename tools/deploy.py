@@ -147,7 +147,15 @@ def build(board_name, root=ROOT, build_dir=None, secrets_path=None):
         (os.path.join(root, "boards", board_name + ".py"), "/board.py"),
         (secrets_path, "/secrets.py"),
     ]
-    return files + tls_files(board, root)
+    taken = {remote for _, remote in files}
+    taken.add(MANIFEST)
+    tls = tls_files(board, root)
+    for _, remote in tls:
+        if remote in taken or remote.startswith("/lib/"):
+            raise DeployError(
+                "BROKER names %r, which would overwrite what deploy puts there: use another path" % remote
+            )
+    return files + tls
 
 
 TLS_FILES = ("ca", "cert", "key")  # BROKER keys naming a file on the board
@@ -161,6 +169,7 @@ def tls_files(board, root=ROOT):
     if not isinstance(broker, dict):
         return []
     files = []
+    by_name = {}
     for key in TLS_FILES:
         remote = broker.get(key)
         if remote is None:
@@ -169,7 +178,14 @@ def tls_files(board, root=ROOT):
             raise DeployError(
                 "BROKER %s must be a file's path on the board, like '/%s.pem', got %r" % (key, key, remote)
             )
-        local = os.path.join(root, "boards", "tls", remote.rsplit("/", 1)[1])
+        if broker.get("tls") is not True:
+            raise DeployError("BROKER %s is set but tls is not True: the node would not use it" % key)
+        name = remote.rsplit("/", 1)[1]
+        if by_name.setdefault(name, remote) != remote:
+            raise DeployError(
+                "BROKER names %r and %r: both would come from boards/tls/%s" % (by_name[name], remote, name)
+            )
+        local = os.path.join(root, "boards", "tls", name)
         if not os.path.isfile(local):
             raise DeployError(
                 "BROKER %s is %r: put that file at %s (boards/tls/ is git-ignored); deploy copies it to the board"

@@ -140,8 +140,11 @@ def _broker(broker, secrets):
     _flag("BROKER tls", b["tls"])
     _flag("BROKER clean_session", b["clean_session"])
     for key in ("ca", "cert", "key"):
-        if b[key] is not None and (not isinstance(b[key], str) or not b[key]):
-            raise ValueError("board BROKER %s must be None or a file path, got %r" % (key, b[key]))
+        if b[key] is not None and (not isinstance(b[key], str) or not b[key].startswith("/")):
+            # Absolute: make deploy copies the file to that path.
+            raise ValueError(
+                "board BROKER %s must be None or a file's path from /, like '/%s.pem', got %r" % (key, key, b[key])
+            )
         if b[key] is not None and not b["tls"]:
             raise ValueError("board BROKER %s is set but tls is not True" % key)
     if (b["cert"] is None) != (b["key"] is None):
@@ -200,9 +203,7 @@ def _sensor(index, sensor, buses):
         "qos": sensor.get("qos", 1),
     }
     if s["driver"] not in DRIVERS:
-        raise ValueError(
-            "board %s driver %r is unknown: known are %s" % (key, s["driver"], ", ".join(sorted(DRIVERS)))
-        )
+        raise ValueError("board %s driver %r is unknown: known are %s" % (key, s["driver"], ", ".join(sorted(DRIVERS))))
     _whole(key + " period_s", s["period_s"], 1, 86400)
     _qos(key + " qos", s["qos"])
     if s["bus"] is not None and s["bus"] not in buses:

@@ -361,6 +361,7 @@ BAD_BOARDS = (
     ("BROKER cert without key", board(BROKER=broker(tls=True, cert="/n.pem")), ("cert and key go together",)),
     ("BROKER key without tls", board(BROKER=broker(cert="/n.pem", key="/n.key")), ("BROKER cert", "tls")),
     ("BROKER ca not a path", board(BROKER=broker(tls=True, ca=b"/ca.pem")), ("BROKER ca", "b'/ca.pem'")),
+    ("BROKER key relative", board(BROKER=broker(tls=True, cert="/n.pem", key="n.key")), ("BROKER key", "'n.key'")),
     ("BUFFER 0", board(BUFFER=0), ("BUFFER", "0")),
     ("INFLIGHT 0", board(INFLIGHT=0), ("INFLIGHT", "0")),
     ("INFLIGHT 5000", board(INFLIGHT=5000), ("INFLIGHT", "5000")),
