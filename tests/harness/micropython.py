@@ -38,7 +38,23 @@ def compile_tree():
                 partial = "%s.%d" % (target, os.getpid())  # concurrent runs never see half a file
                 subprocess.run([mpy_cross, "-o", partial, source], check=True, capture_output=True)
                 os.replace(partial, target)
+        _remove_orphans(out_root, source_root)
     return outputs
+
+
+def _remove_orphans(out_root, source_root):
+    # A module whose source was removed or renamed must not stay importable
+    # in the compiled runs only.
+    for folder, _, files in os.walk(out_root):
+        for file in files:
+            if file.endswith(".mpy"):
+                compiled = os.path.join(folder, file)
+                source = os.path.join(source_root, os.path.relpath(compiled, out_root))[:-4] + ".py"
+                if not os.path.exists(source):
+                    try:
+                        os.remove(compiled)
+                    except FileNotFoundError:
+                        pass  # a concurrent run removed it first
 
 
 def micropython_binary():
