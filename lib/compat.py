@@ -120,21 +120,19 @@ else:  # MicroPython
             return True
         return bool(error.args) and isinstance(error.args[0], int) and error.args[0] < 0
 
+    # MicroPython's mbedtls builds take certificates and keys as DER only:
+    # PEM is converted, so a board can ship the same files as the broker.
+
+    def _der_file(path, label=b"CERTIFICATE"):
+        with open(path, "rb") as f:
+            return pem_to_der(f.read(), label)
+
     def _load_ca(context, cafile, cadata):
-        # MicroPython's mbedtls builds take the CA as DER only: convert PEM,
-        # so a board can ship the same ca.pem as the broker.
-        if cafile is not None:
-            with open(cafile, "rb") as f:
-                cadata = f.read()
-        context.load_verify_locations(cadata=pem_to_der(cadata))
+        der = _der_file(cafile) if cafile is not None else pem_to_der(cadata)
+        context.load_verify_locations(cadata=der)
 
     def _load_client_certificate(context, certfile, keyfile):  # pyright: ignore[reportRedeclaration]
-        # The same DER-only mbedtls as for the CA: PEM files are converted.
-        with open(certfile, "rb") as f:
-            cert = pem_to_der(f.read())
-        with open(keyfile, "rb") as f:
-            key = pem_to_der(f.read(), b"PRIVATE KEY")
-        context.load_cert_chain(cert, key)
+        context.load_cert_chain(_der_file(certfile), _der_file(keyfile, b"PRIVATE KEY"))
 
     def poll_ready(poller, sock, timeout_ms):
         for _ in poller.ipoll(timeout_ms):  # ipoll reuses its tuple: no allocation

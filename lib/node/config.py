@@ -140,12 +140,15 @@ def _broker(broker, secrets):
     _flag("BROKER tls", b["tls"])
     _flag("BROKER clean_session", b["clean_session"])
     for key in ("ca", "cert", "key"):
-        if b[key] is not None and (not isinstance(b[key], str) or not b[key].startswith("/")):
-            # Absolute: make deploy copies the file to that path.
+        path = b[key]
+        if path is None:
+            continue
+        if not isinstance(path, str) or not path.startswith("/"):
+            # From /: `make deploy` copies the file to that path.
             raise ValueError(
-                "board BROKER %s must be None or a file's path from /, like '/%s.pem', got %r" % (key, key, b[key])
+                "board BROKER %s must be None or a file's path from /, like '/%s.pem', got %r" % (key, key, path)
             )
-        if b[key] is not None and not b["tls"]:
+        if not b["tls"]:
             raise ValueError("board BROKER %s is set but tls is not True" % key)
     if (b["cert"] is None) != (b["key"] is None):
         raise ValueError("board BROKER cert and key go together: set both or neither")
