@@ -87,27 +87,19 @@ def tls_files(tmp_path):
     client certificate it signed, and a second CA with a client certificate
     of its own; each CA as PEM and as DER."""
     ca, other = trustme.CA(), trustme.CA()
-    server = ca.issue_cert("localhost", "127.0.0.1")
-    client = ca.issue_cert("node-kitchen")
-    stranger = other.issue_cert("node-kitchen")
-    files = {
-        "ca": tmp_path / "ca.pem",
-        "other": tmp_path / "other-ca.pem",
-        "certfile": tmp_path / "server.pem",
-        "keyfile": tmp_path / "server.key",
-        "client_cert": tmp_path / "node.pem",
-        "client_key": tmp_path / "node.key",
-        "other_client_cert": tmp_path / "stranger.pem",
-        "other_client_key": tmp_path / "stranger.key",
-    }
+    files = {"ca": tmp_path / "ca.pem", "other": tmp_path / "other-ca.pem"}
     ca.cert_pem.write_to_path(files["ca"])
     other.cert_pem.write_to_path(files["other"])
-    server.cert_chain_pems[0].write_to_path(files["certfile"])
-    server.private_key_pem.write_to_path(files["keyfile"])
-    client.cert_chain_pems[0].write_to_path(files["client_cert"])
-    client.private_key_pem.write_to_path(files["client_key"])
-    stranger.cert_chain_pems[0].write_to_path(files["other_client_cert"])
-    stranger.private_key_pem.write_to_path(files["other_client_key"])
+    issued = (
+        ("certfile", "keyfile", "server", ca.issue_cert("localhost", "127.0.0.1")),
+        ("client_cert", "client_key", "node", ca.issue_cert("node-kitchen")),
+        ("other_client_cert", "other_client_key", "stranger", other.issue_cert("node-kitchen")),
+    )
+    for cert_name, key_name, stem, cert in issued:
+        files[cert_name] = tmp_path / (stem + ".pem")
+        files[key_name] = tmp_path / (stem + ".key")
+        cert.cert_chain_pems[0].write_to_path(files[cert_name])
+        cert.private_key_pem.write_to_path(files[key_name])
     for name in ("ca", "other"):
         der = tmp_path / (files[name].stem + ".der")
         der.write_bytes(ssl.PEM_cert_to_DER_cert(files[name].read_text()))
@@ -115,18 +107,19 @@ def tls_files(tmp_path):
     return {name: str(path) for name, path in files.items()}
 
 
+def _tls_listener(tls_files, **options):
+    return dict(cafile=tls_files["ca"], certfile=tls_files["certfile"], keyfile=tls_files["keyfile"], **options)
+
+
 @pytest.fixture
 def tls_broker(make_broker, tls_files):
-    return make_broker(
-        tls={"cafile": tls_files["ca"], "certfile": tls_files["certfile"], "keyfile": tls_files["keyfile"]}
-    )
+    return make_broker(tls=_tls_listener(tls_files))
 
 
 @pytest.fixture
 def mutual_tls_broker(make_broker, tls_files):
     """A TLS listener that refuses clients without a certificate from the CA."""
-    tls = {"cafile": tls_files["ca"], "certfile": tls_files["certfile"], "keyfile": tls_files["keyfile"]}
-    return make_broker(tls=dict(tls, require_certificate=True))
+    return make_broker(tls=_tls_listener(tls_files, require_certificate=True))
 
 
 @pytest.fixture
