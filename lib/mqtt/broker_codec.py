@@ -11,6 +11,7 @@ from compat import const
 from mqtt.packet import (
     CONNACK,
     CONNACK_REASONS,
+    CONNECT,
     CONNECT_CLEAN_SESSION,
     CONNECT_PASSWORD,
     CONNECT_USERNAME,
@@ -126,8 +127,9 @@ def decode(buf, start, end, packet):
 def _decode_client_only(buf, p, end, packet):
     if packet.type == SUBSCRIBE or packet.type == UNSUBSCRIBE:
         _decode_subscribe(buf, p, end, packet)
-    else:
+    elif packet.type == CONNECT:
         _decode_connect(buf, p, end, packet)
+    # PINGREQ, DISCONNECT: the fixed header is all there is.
 
 
 def _decode_subscribe(buf, p, end, packet):

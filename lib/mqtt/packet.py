@@ -85,6 +85,9 @@ CONNECT_WILL_RETAIN = const(0x20)
 CONNECT_PASSWORD = const(0x40)
 CONNECT_USERNAME = const(0x80)
 
+# 3.1.1 section 2.2.1: the types only a client sends, one bit each.
+_CLIENT_ONLY = const(1 << CONNECT | 1 << SUBSCRIBE | 1 << UNSUBSCRIBE | 1 << PINGREQ | 1 << DISCONNECT)
+
 # Variable header of CONNECT: 00 04 'M' 'Q' 'T' 'T' level flags keepalive(2).
 _CONNECT_HEADER_LENGTH = const(10)
 
@@ -522,9 +525,10 @@ def _fixed_remaining_length(packet_type):
 def decode(buf, start, end, packet, client_only=None):
     """Decodes one packet from buf[start:end] into packet. Returns the bytes
     it takes (packet.length), or -N: incomplete, N more bytes needed (at
-    least N while the fixed header itself is incomplete). A CONNECT,
-    SUBSCRIBE or UNSUBSCRIBE is a ProtocolError: a client never receives
-    one (mqtt.broker_codec.decode decodes them)."""
+    least N while the fixed header itself is incomplete). A packet only a
+    client sends (CONNECT, SUBSCRIBE, UNSUBSCRIBE, PINGREQ, DISCONNECT) is a
+    ProtocolError: a client never receives one (mqtt.broker_codec.decode
+    decodes them)."""
     if start < 0 or start > end or end > len(buf):
         raise ValueError("decode range %d..%d is not within a %d-byte buffer" % (start, end, len(buf)))
     header_length = decode_header(buf, start, end, packet)
@@ -553,13 +557,13 @@ def decode(buf, start, end, packet, client_only=None):
             packet.packet_id = _packet_id(buf, p, end, PACKET_NAMES[packet_type])
     elif packet_type == SUBACK:
         _decode_suback(buf, p, end, packet)
-    elif packet_type == CONNECT or packet_type == SUBSCRIBE or packet_type == UNSUBSCRIBE:
+    elif _CLIENT_ONLY >> packet_type & 1:
         # 3.1.1 section 2.2.1: only a client sends these. The broker half of
         # the codec (mqtt.broker_codec) passes the decoder for their bodies.
         if client_only is None:
             raise ProtocolError("%s is sent by clients only" % PACKET_NAMES[packet_type])
         client_only(buf, p, end, packet)
-    # PINGREQ, PINGRESP, DISCONNECT: the fixed header is all there is.
+    # PINGRESP: the fixed header is all there is.
     return length
 
 

@@ -12,7 +12,6 @@ from compat import const, ticks_add, ticks_diff
 from mqtt.packet import (
     CONNACK,
     CONNACK_REASONS,
-    PACKET_NAMES,
     PINGRESP,
     PUBACK,
     PUBCOMP,
@@ -426,9 +425,7 @@ class Session:
         elif kind == UNSUBACK:
             if self.on_unsuback is not None:
                 self.on_unsuback(packet.packet_id)
-        else:
-            # PINGREQ, DISCONNECT (decode refuses CONNECT, SUBSCRIBE, UNSUBSCRIBE).
-            raise ProtocolError("%s is sent by clients only" % PACKET_NAMES[kind])
+        # decode() refuses the packets only a client sends.
 
     def _on_ack(self, packet_id, expected_state, now):
         slot = self._slot_with_id(packet_id)
