@@ -8,7 +8,8 @@ import select
 import socket
 import struct
 
-from compat import POLLIN, const, poll_ready, ticks_add, ticks_diff, ticks_ms
+from compat import const, ticks_add, ticks_diff, ticks_ms
+from netcompat import POLLIN, poll_ready
 
 _HEADER_SIZE = const(12)
 _REPLY_SIZE = const(512)  # section 4.2.1: a UDP message is at most 512 bytes

@@ -6,7 +6,8 @@ import select
 import socket
 import struct
 
-from compat import POLLIN, ticks_add, ticks_diff, ticks_ms
+from compat import ticks_add, ticks_diff, ticks_ms
+from netcompat import POLLIN
 
 _PACKET_SIZE = 48
 _CLIENT_V4 = 0x23  # LI 0, version 4, mode 3 (client)

@@ -1,6 +1,9 @@
 """Test harness: a private mosquitto per run, and every test in
-tests/portable/ run twice, in-process on CPython and as a `micropython`
-process on the Unix port (and, where a module asks, under a board-sized heap)."""
+tests/portable/ run in-process on CPython, as a `micropython` process on the
+Unix port (and, where a module asks, under a board-sized heap), and, unless
+its module sets NEEDS_NETWORK = True, on the 32-bit MicroPython (the
+WebAssembly port in Node: a board's 31-bit small ints and 2^30 tick period),
+one process per module there."""
 
 import ast
 import os
@@ -17,7 +20,7 @@ for path in (os.path.join(ROOT, "lib"), os.path.join(HERE, "portable"), HERE, RO
     if path not in sys.path:
         sys.path.insert(0, path)
 
-from harness import micropython  # noqa: E402
+from harness import micropython, wasm  # noqa: E402
 from tools.mosquitto import Mosquitto  # noqa: E402
 
 MICROPYTHON_TIMEOUT_S = 300
@@ -154,25 +157,29 @@ def _portable_environment(request, monkeypatch):
 # ---- the same tests on the MicroPython Unix port ---------------------------
 
 
+def _module_setting(tree, name):
+    for n in tree.body:
+        if (
+            isinstance(n, ast.Assign)
+            and any(isinstance(t, ast.Name) and t.id == name for t in n.targets)
+            and isinstance(n.value, ast.Constant)
+        ):
+            return n.value.value
+    return None
+
+
 def _test_functions(path):
     with open(path) as f:
         tree = ast.parse(f.read())
     names = [n.name for n in tree.body if isinstance(n, ast.FunctionDef) and n.name.startswith("test_")]
     # SMALL_HEAP = True: also run under an ESP32's free RAM; = "pico_w": a Pico W's.
-    small_heap = None
-    for n in tree.body:
-        if (
-            isinstance(n, ast.Assign)
-            and any(isinstance(t, ast.Name) and t.id == "SMALL_HEAP" for t in n.targets)
-            and isinstance(n.value, ast.Constant)
-        ):
-            small_heap = n.value.value
-    return names, small_heap
+    # NEEDS_NETWORK = True: sockets or a broker, which the 32-bit runtime has not.
+    return names, _module_setting(tree, "SMALL_HEAP"), bool(_module_setting(tree, "NEEDS_NETWORK"))
 
 
 class MicroPythonFile(pytest.File):
     def collect(self):
-        names, small_heap = _test_functions(self.path)
+        names, small_heap, needs_network = _test_functions(self.path)
         variants = [("unix", None)]
         if small_heap is True:
             variants.append(("unix-esp32heap", micropython.HEAP_ESP32))
@@ -183,6 +190,10 @@ class MicroPythonFile(pytest.File):
                 yield MicroPythonItem.from_parent(
                     self, name="%s[%s]" % (name, variant), test_name=name, heapsize=heapsize
                 )
+        if not needs_network:
+            module_run = Wasm32ModuleRun(self.path.stem, names)
+            for name in names:
+                yield Wasm32Item.from_parent(self, name="%s[wasm32]" % name, test_name=name, module_run=module_run)
 
 
 class MicroPythonItem(pytest.Item):
@@ -228,6 +239,51 @@ class MicroPythonItem(pytest.Item):
 
     def reportinfo(self):
         return self.path, None, self.name
+
+
+class Wasm32ModuleRun:
+    """All tests of one module on the 32-bit runtime, in one process, run
+    when the first of them is: its outcomes are then handed out per test."""
+
+    def __init__(self, module, names):
+        self.module = module
+        self.names = names
+        self.outcomes = None
+
+    def outcome(self, name):
+        if self.outcomes is None:
+            self.outcomes = wasm.run_tests(self.module, self.names, timeout=MICROPYTHON_TIMEOUT_S)
+        return self.outcomes[name]
+
+
+class Wasm32Item(pytest.Item):
+    def __init__(self, *, test_name, module_run, **kwargs):
+        super().__init__(**kwargs)
+        self.test_name = test_name
+        self.module_run = module_run
+
+    def runtest(self):
+        outcome, output = self.module_run.outcome(self.test_name)
+        if outcome.startswith("SKIP"):
+            pytest.skip(outcome[5:])
+        if outcome != "PASS":
+            raise Wasm32Failure(output)
+
+    def repr_failure(self, excinfo):
+        if isinstance(excinfo.value, Wasm32Failure):
+            return "32-bit MicroPython (WebAssembly port), %s.%s:\n%s" % (
+                self.module_run.module,
+                self.test_name,
+                excinfo.value.args[0],
+            )
+        return super().repr_failure(excinfo)
+
+    def reportinfo(self):
+        return self.path, None, self.name
+
+
+class Wasm32Failure(Exception):
+    pass
 
 
 class MicroPythonFailure(Exception):

@@ -12,7 +12,7 @@ import uuid
 
 import pytest
 
-from compat import tls_context
+from netcompat import tls_context
 from faults.support import RUNTIMES, Subscriber, stream_args
 from harness import micropython
 from mqtt.client import InflightFull, MQTTClient
@@ -413,8 +413,8 @@ def test_refused_connect_names_reason_and_poll_keeps_retrying(broker):
     assert not client.connected and client.reconnect_in_ms() >= 0
 
 
-def test_pem_ca_works_on_the_unix_port_through_compat(tls_broker, tls_files):
-    """compat.tls_context converts a PEM CA to the DER the Unix port's mbedtls takes."""
+def test_pem_ca_works_on_the_unix_port_through_netcompat(tls_broker, tls_files):
+    """netcompat.tls_context converts a PEM CA to the DER the Unix port's mbedtls takes."""
     result = micropython.run(
         ["tests/scripts/tls_connect.py", "127.0.0.1", str(tls_broker.tls_port), tls_files["ca"], "localhost",
          "node-pem", "house/test/pem"],

@@ -66,6 +66,36 @@ install_board_stubs() {
     done
 }
 
+# The 32-bit MicroPython the suite also runs lib/ on (the WebAssembly port,
+# run by Node), pinned by tools/wasm/package-lock.json, under .venv/wasm.
+WASM=$VENV/wasm
+WASM_MJS=$WASM/node_modules/@micropython/micropython-webassembly-pyscript/micropython.mjs
+
+install_node() {
+    command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 && return 0
+    if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+        say "Node.js and npm are needed for the 32-bit MicroPython the tests run on:"
+        say "install the 'nodejs' and 'npm' packages (macOS: 'brew install node'), then run this again."
+        exit 1
+    fi
+    say "installing Node.js and npm with apt-get"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+}
+
+install_wasm() {
+    if [ -f "$WASM_MJS" ] && [ "$WASM/.installed" -nt tools/wasm/package-lock.json ]; then
+        return 0
+    fi
+    install_node
+    say "installing the 32-bit MicroPython (WebAssembly port) into $WASM"
+    mkdir -p "$WASM"
+    cp tools/wasm/package.json tools/wasm/package-lock.json "$WASM/"
+    npm ci --prefix "$WASM" --no-audit --no-fund --loglevel=error >&2
+    touch "$WASM/.installed"
+}
+
 install_mosquitto
 install_venv
-say "ready: $("$VENV/bin/micropython" -c 'import sys; print("MicroPython", ".".join(str(p) for p in sys.implementation.version[:3]))'), $(PATH=$PATH:/usr/sbin mosquitto -h 2>&1 | head -1)"
+install_wasm
+say "ready: $("$VENV/bin/micropython" -c 'import sys; print("MicroPython", ".".join(str(p) for p in sys.implementation.version[:3]))'), $(PATH=$PATH:/usr/sbin mosquitto -h 2>&1 | head -1), 32-bit $(node tests/harness/wasm_run.mjs "$WASM_MJS" 65536 - <(echo 'import sys; print("MicroPython", ".".join(str(p) for p in sys.implementation.version[:3]))'))"

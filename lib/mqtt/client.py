@@ -1,31 +1,12 @@
-# The I/O layer: moves bytes between a socket (plain or TLS) and the
-# session, keeps time, and reconnects. The only module in lib/mqtt that
-# touches sockets or the clock.
+# The I/O layer: moves bytes between a stream (a socket, plain or TLS, by
+# default: mqtt.transport) and the session, keeps time, and reconnects.
 #
 # API in paho's shape: connect, publish(topic, payload, qos, retain),
 # subscribe(topic, qos), callbacks on_connect / on_message / on_publish /
 # on_subscribe / on_disconnect, and poll(timeout_ms) as the loop you call.
 
-import select
-import socket
-
 from backoff import Backoff
-from compat import (
-    POLLIN,
-    POLLOUT,
-    is_timeout,
-    is_tls_error,
-    mem_free,
-    poll_ready,
-    set_nodelay,
-    sleep_ms,
-    socket_readinto,
-    socket_write,
-    ticks_add,
-    ticks_diff,
-    ticks_ms,
-    tls_wrap,
-)
+from compat import sleep_ms, ticks_add, ticks_diff, ticks_ms
 from mqtt.packet import PUBLISH, Packet, ProtocolError, decode_header
 from mqtt.session import CONNECTED, ConnectRefused, KeepaliveTimeout, Session
 
@@ -60,10 +41,6 @@ class Message:
 
 
 _STAGE_SIZE = 128
-# mbedtls "allocation failed" codes: SSL, X509, PK, MPI, cipher.
-_MBEDTLS_ALLOC_FAILED = (-0x7F00, -0x2880, -0x3F80, -0x0010, -0x6180)
-# EPIPE, ECONNRESET: the same numbers on Linux and in lwIP (ESP32, RP2040).
-_CLOSED_BY_PEER = (32, 104)
 
 
 class MQTTClient:
@@ -90,8 +67,13 @@ class MQTTClient:
         reconnect_min_ms=500,
         reconnect_max_ms=60000,
         resolver=None,
+        transport=None,
     ):
         self.host = host
+        # transport(client, deadline) -> a stream (see mqtt.transport), opened
+        # within the deadline (a tick): a UART bridge, a test's in-memory
+        # pipe. None: a TCP socket, through TLS with ssl_context.
+        self.transport = transport
         # Something with resolve(host, timeout_ms) -> address (dns.Resolver):
         # a board's getaddrinfo has no deadline. None: getaddrinfo.
         self.resolver = resolver
@@ -121,8 +103,7 @@ class MQTTClient:
         # out as one write at the next poll() or flush(): a batch of readings.
         self.autoflush = True
 
-        self._sock = None
-        self._poller = None
+        self._stream = None
         self._rx = bytearray(rx_size)
         self._rx_length = 0
         self._stage = bytearray(_STAGE_SIZE)
@@ -161,25 +142,29 @@ class MQTTClient:
         self._close()
         deadline = ticks_add(ticks_ms(), self.connect_timeout_ms)
         try:
-            handshake = self._open_socket(deadline)
+            handshake = self._open(deadline)
             self.session.connect(ticks_ms())
             if handshake is not None:
-                # The CONNECT's write finishes the TLS handshake (compat.tls_wrap), within the deadline.
+                # The CONNECT's write finishes the TLS handshake (netcompat.tls_wrap), within the deadline.
                 try:
                     self._flush(deadline)
                 except (OSError, ValueError, MemoryError) as e:
-                    raise _tls_failure(e, *handshake)
+                    from mqtt.transport import tls_failure
+
+                    raise tls_failure(e, handshake[0], handshake[1])
             try:
                 self._flush()
                 while self.session.state != CONNECTED:
                     self._read(self._time_left(deadline, "no CONNACK from"))
             except OSError as e:
-                # Under TLS 1.3 a broker checks the client's certificate after
-                # the client's side of the handshake is done: its refusal
-                # comes in place of the CONNACK.
-                if self.ssl_context is None or isinstance(e, TLSError) or not is_tls_error(e):
+                refused = None
+                if self.ssl_context is not None:
+                    from mqtt.transport import tls_refused_before_connack
+
+                    refused = tls_refused_before_connack(self, e)
+                if refused is None:
                     raise
-                raise TLSError("TLS with %s:%d failed before CONNACK: %s" % (self.host, self.port, str(e).strip()))
+                raise refused
             # CONNACK queued the resends of whatever was in flight.
             self._flush()
         except Exception as e:
@@ -202,53 +187,23 @@ class MQTTClient:
             )
         return left
 
-    def _open_socket(self, deadline):
-        """Connects the socket; returns None, or (step, free heap) while a TLS
+    def _open(self, deadline):
+        """Opens the stream; returns None, or (step, free heap) while a TLS
         handshake is still to finish in the first write."""
-        host = self.host
-        if self.resolver is not None:
-            # At most half the time: a resolver that falls back to the last
-            # known address after a silent DNS must leave time to connect.
-            host = self.resolver.resolve(host, self._time_left(deadline, "no DNS answer for") // 2)
-        # Without a resolver, a name goes to getaddrinfo, which has no
-        # deadline on MicroPython (the watchdog is the path back); a literal
-        # IP needs no lookup.
-        address = socket.getaddrinfo(host, self.port, 0, socket.SOCK_STREAM)[0]
-        sock = socket.socket(address[0], address[1], address[2])
-        self._sock = sock
-        sock.settimeout(self._time_left(deadline, "no time left to TCP connect to") / 1000)
-        try:
-            sock.connect(address[-1])
-        except OSError as e:
-            raise _with_context(e, "TCP connect to %s:%d" % (self.host, self.port))
-        set_nodelay(sock)
-        handshake = None
-        if self.ssl_context is not None:
-            step = "TLS handshake with %s:%d" % (self.host, self.port)
-            sock.settimeout(self._time_left(deadline, "no time left for the TLS handshake with") / 1000)
-            free = mem_free()
-            self._log("%s, free heap %d bytes" % (step, free))
-            try:
-                sock, done = tls_wrap(self.ssl_context, sock, self.server_hostname)
-            except (OSError, ValueError, MemoryError) as e:  # mbedtls: ValueError for a rejected certificate
-                raise _tls_failure(e, step, free)
-            self._sock = sock
-            handshake = None if done else (step, free)
-        sock.setblocking(False)
-        self._poller = select.poll()
-        self._poller.register(sock, POLLIN)
+        if self.transport is None:
+            from mqtt.transport import open_socket
+
+            self._stream = open_socket(self, deadline)
+        else:
+            self._stream = self.transport(self, deadline)
         self._rx_length = 0
         self._drain = 0
-        return handshake
+        return getattr(self._stream, "handshake", None)
 
     def _close(self):
-        if self._sock is not None:
-            try:
-                self._sock.close()
-            except OSError:
-                pass
-        self._sock = None
-        self._poller = None
+        if self._stream is not None:
+            self._stream.close()
+        self._stream = None
 
     def disconnect(self):
         """Clean DISCONNECT: the broker discards the last will."""
@@ -265,7 +220,7 @@ class MQTTClient:
     def abort(self, error):
         """Drop the link without DISCONNECT (the broker then sends the will),
         e.g. when Wi-Fi is known to be down; poll() reconnects later."""
-        if self._sock is not None or self.connected:
+        if self._stream is not None or self.connected:
             self._drop(error)
 
     def _drop(self, error):
@@ -407,7 +362,7 @@ class MQTTClient:
     def _flush(self, deadline=None):
         session = self.session
         count = session.out_count
-        if not count or self._sock is None:
+        if not count or self._stream is None:
             return
         mem = session.mem
         for i in range(count):
@@ -416,18 +371,16 @@ class MQTTClient:
 
     def _write_all(self, buf, offset, length, deadline=None):
         """deadline: a tick, or None for io_timeout_ms from the first block."""
-        sock = self._sock
+        stream = self._stream
         while length:
-            n = socket_write(sock, buf, offset, length)
+            n = stream.write(buf, offset, length)
             if n is None:  # would block: wait for room, within the deadline
                 if deadline is None:
                     deadline = ticks_add(ticks_ms(), self.io_timeout_ms)
                 left = ticks_diff(deadline, ticks_ms())
                 if left <= 0:
                     raise MQTTTimeout("socket write blocked for %d ms" % self.io_timeout_ms)
-                self._poller.modify(sock, POLLOUT)
-                poll_ready(self._poller, sock, left)
-                self._poller.modify(sock, POLLIN)
+                stream.wait_writable(left)
                 continue
             offset += n
             length -= n
@@ -455,8 +408,8 @@ class MQTTClient:
     def _read(self, timeout_ms):
         """Wait up to timeout_ms for bytes, read what is there, hand every
         complete packet to the session. Raises OSError on EOF."""
-        sock = self._sock
-        if not poll_ready(self._poller, sock, timeout_ms):
+        stream = self._stream
+        if not stream.wait_readable(timeout_ms):
             return
         rx = self._rx
         have = self._rx_length
@@ -468,7 +421,7 @@ class MQTTClient:
                 session.heard(ticks_ms())
             return
         if have == 0:
-            n = socket_readinto(sock, rx, len(rx))
+            n = stream.readinto(rx, len(rx))
             if n is None:
                 return
             if n == 0:
@@ -506,7 +459,7 @@ class MQTTClient:
             self._check_oversize(left)
 
     def _read_into_stage(self, length):
-        n = socket_readinto(self._sock, self._stage, length)
+        n = self._stream.readinto(self._stage, length)
         if n == 0:
             raise OSError("connection closed by the broker")
         return n or 0
@@ -556,42 +509,3 @@ def _publish_size(topic, payload, payload_len):
     # Upper bound of an encoded QoS 0 PUBLISH: 1 type byte, up to 4 length
     # bytes, 2 topic length bytes.
     return 7 + len(topic) + (len(payload) if payload_len < 0 else payload_len)
-
-
-def _tls_memory_advice(step, free):
-    return (
-        "%s failed: out of memory (%d bytes free before it). RSA certificates take far more memory in the "
-        "handshake than ECDSA ones: give the broker an ECDSA certificate and a short CA chain, or connect "
-        "before allocating large buffers" % (step, free)
-    )
-
-
-def _tls_failure(error, step, free):
-    """What to raise for a failed TLS handshake: which step, and why."""
-    if isinstance(error, MemoryError) or (error.args and error.args[0] in _MBEDTLS_ALLOC_FAILED):
-        return TLSError(_tls_memory_advice(step, free))
-    if isinstance(error, MQTTTimeout) or is_timeout(error):
-        return MQTTTimeout("%s timed out" % step)
-    if is_tls_error(error):
-        return TLSError("%s failed: %s" % (step, str(error).strip()))
-    if error.args and error.args[0] in _CLOSED_BY_PEER:
-        # mbedtls (TLS 1.2) meets a broker's refusal of the client's
-        # certificate as a write to a closed socket; the errno stays.
-        return TLSError(
-            error.args[0],
-            "%s failed: the broker closed the connection (errno %d); possibly it requires a client "
-            "certificate and got none, or one its CA did not sign" % (step, error.args[0]),
-        )
-    return _with_context(error, step)
-
-
-def _with_context(error, step):
-    # Say which step failed; keep the errno, since callers branch on it.
-    if isinstance(error, MQTTTimeout):
-        return error
-    if is_timeout(error):
-        return MQTTTimeout("%s timed out" % step)
-    errno = error.args[0] if error.args and isinstance(error.args[0], int) else None
-    if errno is not None:
-        return OSError(errno, "%s failed: %s" % (step, error.args[-1]))
-    return OSError("%s failed: %s" % (step, error))

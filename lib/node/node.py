@@ -484,6 +484,6 @@ def _parse_seconds(value):
 def _tls_context(broker):
     if not broker["tls"]:
         return None
-    from compat import tls_context
+    from netcompat import tls_context
 
     return tls_context(cafile=broker["ca"], certfile=broker["cert"], keyfile=broker["key"])

@@ -1,9 +1,10 @@
-# Helpers for tests that run unchanged on CPython (in pytest) and on the
-# MicroPython Unix port (one `micropython` process per test, see run_one.py).
+# Helpers for tests that run unchanged on CPython (in pytest), on the
+# MicroPython Unix port (one `micropython` process per test, see run_one.py)
+# and on the 32-bit MicroPython (one process per module, run_module.py),
+# which has no os.getenv, no sockets and an in-memory filesystem.
 import gc
-import os
 
-from compat import mem_alloc
+from compat import getenv, mem_alloc
 
 try:
     import pytest as _pytest
@@ -28,7 +29,7 @@ def on_micropython():
 
 def broker_address():
     """(host, port) of the broker the harness started for this run."""
-    port = os.getenv("TEST_BROKER_PORT")
+    port = getenv("TEST_BROKER_PORT")
     if not port:
         skip("no test broker: TEST_BROKER_PORT is not set")
     return "127.0.0.1", int(port)
@@ -36,7 +37,7 @@ def broker_address():
 
 def refusing_broker_address():
     """(host, port) of a listener on the test broker that refuses every client."""
-    port = os.getenv("TEST_BROKER_AUTH_PORT")
+    port = getenv("TEST_BROKER_AUTH_PORT")
     if not port:
         skip("no refusing listener: TEST_BROKER_AUTH_PORT is not set")
     return "127.0.0.1", int(port)
@@ -61,7 +62,7 @@ def poll_until(clients, condition, timeout_ms=5000):
 
 def unique_id(prefix):
     # Client ids and topics must not collide between tests sharing one broker.
-    tag = os.getenv("TEST_UNIQUE") or "x"
+    tag = getenv("TEST_UNIQUE") or "x"
     return "%s-%s" % (prefix, tag)
 
 

@@ -4,6 +4,8 @@ from compat import mem_free
 from mqtt.client import ConnectRefused, MQTTClient, NotConnected, TLSError
 from support import broker_address, refusing_broker_address, unique_id
 
+NEEDS_NETWORK = True  # a broker or sockets: not on the 32-bit runtime
+
 SMALL_HEAP = True
 
 

@@ -14,6 +14,8 @@ from node_harness import (
 )
 from support import poll_until
 
+NEEDS_NETWORK = True  # a broker or sockets: not on the 32-bit runtime
+
 # lib/ with the node takes ~69 KB of heap on the 64-bit Unix port (pointers
 # twice a board's size): the node runs here under the Pico W's free RAM.
 SMALL_HEAP = "pico_w"

@@ -94,7 +94,7 @@ def parse(argv):
 
 
 def tls_context(cafile):
-    from compat import tls_context as make
+    from netcompat import tls_context as make
 
     if cafile.endswith(".der"):
         with open(cafile, "rb") as f:
@@ -144,7 +144,7 @@ class Stream:
         sndbuf = int(self.options["sndbuf"])
         if sndbuf:
             # The client has no socket options: reach its plain socket.
-            client._sock.setsockopt(socket.SOL_SOCKET, getattr(socket, "SO_SNDBUF", _SO_SNDBUF), sndbuf)
+            client._stream.sock.setsockopt(socket.SOL_SOCKET, getattr(socket, "SO_SNDBUF", _SO_SNDBUF), sndbuf)
         if self.events:
             say("EVENT connect %d session_present=%d" % (self.elapsed(), 1 if session_present else 0))
 

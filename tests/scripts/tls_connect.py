@@ -14,7 +14,7 @@
 #   ERROR class=<exception class> oserror=<1 if an OSError> message=<str(e), one line>
 import sys
 
-from compat import tls_context
+from netcompat import tls_context
 from mqtt.client import MQTTClient
 
 
