@@ -2,16 +2,15 @@
 # differ between CPython and MicroPython. Only the modules that do I/O
 # (mqtt.transport, dns, sntp) import it; compat has the rest.
 
-from compat import const
-from pem import pem_to_der
-
 # MicroPython streams have write(buf, off, n) and readinto(buf, n), which
 # allocate nothing and return None when a non-blocking socket would block.
 # CPython sockets have send / recv_into and raise instead. These helpers
 # give both runtimes MicroPython's shape.
-
 import select
 import socket
+
+from compat import const
+from pem import pem_to_der
 
 _EAGAIN = (11, 35)  # Linux, BSD/macOS
 _IPPROTO_TCP = const(6)

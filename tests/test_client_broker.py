@@ -12,11 +12,11 @@ import uuid
 
 import pytest
 
-from netcompat import tls_context
 from faults.support import RUNTIMES, Subscriber, stream_args
 from harness import micropython
 from mqtt.client import InflightFull, MQTTClient
 from mqtt.session import ConnectRefused
+from netcompat import tls_context
 
 STREAM_COUNT = 1000
 

@@ -14,8 +14,8 @@
 #   ERROR class=<exception class> oserror=<1 if an OSError> message=<str(e), one line>
 import sys
 
-from netcompat import tls_context
 from mqtt.client import MQTTClient
+from netcompat import tls_context
 
 
 def say(*parts):
