@@ -16,6 +16,11 @@ PACKAGE = os.path.join(
 )
 RUNNER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "wasm_run.mjs")
 
+# lib/ and the portable tests on sys.path; the Unix port's fakes of machine
+# and network where the tests look for them (firmware/unix_fakes from the
+# working directory), not on sys.path.
+MOUNTS = ((LIB, "/lib"), (PORTABLE, "/portable"), (os.path.join(ROOT, "firmware", "unix_fakes"), "/firmware/unix_fakes:nopath"))
+
 # Enough for any portable test module compiled from source; the board-sized
 # runs are on the Unix port, from mpy-cross output.
 HEAP_BYTES = 2 * 1024 * 1024
@@ -28,9 +33,9 @@ def node_binary():
     return found
 
 
-def run(script, args=(), mounts=((LIB, "/lib"), (PORTABLE, "/portable")), heap_bytes=HEAP_BYTES, timeout=300):
+def run(script, args=(), mounts=MOUNTS, heap_bytes=HEAP_BYTES, timeout=300):
     """Runs script (a host path) as __main__ with each (host dir, port dir) of
-    mounts copied in and on sys.path."""
+    mounts copied in and on sys.path (see wasm_run.mjs)."""
     command = [
         node_binary(),
         RUNNER,

@@ -1,7 +1,8 @@
 // Runs a Python file on the 32-bit MicroPython (the WebAssembly port, in Node):
-//   node wasm_run.mjs MICROPYTHON_MJS HEAPSIZE_BYTES HOST_DIR:MP_DIR[,...] SCRIPT [ARG ...]
-// ("-" for none.) Each HOST_DIR's .py and .mpy files are copied into the port's in-memory
-// filesystem at MP_DIR, and every MP_DIR goes on sys.path in that order.
+//   node wasm_run.mjs MICROPYTHON_MJS HEAPSIZE_BYTES HOST_DIR:MP_DIR[:nopath][,...] SCRIPT [ARG ...]
+// ("-" for none.) Each HOST_DIR's .py and .mpy files are copied into the
+// port's in-memory filesystem at MP_DIR, and every MP_DIR without ":nopath"
+// goes on sys.path in that order.
 // SCRIPT runs as __main__ with sys.argv = [SCRIPT, ARG ...]. Output goes to
 // stdout; the exit status is 0 unless the script raised (SystemExit with a
 // code counts as that code).
@@ -33,9 +34,9 @@ function copyTree(hostDir, mpDir) {
 
 const searchPath = [];
 for (const mount of mountsText.split(",").filter((m) => m.includes(":"))) {
-    const [hostDir, mpDir] = mount.split(":");
+    const [hostDir, mpDir, option] = mount.split(":");
     copyTree(hostDir, mpDir);
-    searchPath.push(mpDir);
+    if (option !== "nopath") searchPath.push(mpDir);
 }
 mp.FS.mkdirTree("/tmp");
 
