@@ -19,7 +19,11 @@ RUNNER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "wasm_run.mjs"
 # lib/ and the portable tests on sys.path; the Unix port's fakes of machine
 # and network where the tests look for them (firmware/unix_fakes from the
 # working directory), not on sys.path.
-MOUNTS = ((LIB, "/lib"), (PORTABLE, "/portable"), (os.path.join(ROOT, "firmware", "unix_fakes"), "/firmware/unix_fakes:nopath"))
+MOUNTS = (
+    (LIB, "/lib"),
+    (PORTABLE, "/portable"),
+    (os.path.join(ROOT, "firmware", "unix_fakes"), "/firmware/unix_fakes:nopath"),
+)
 
 # Enough for any portable test module compiled from source; the board-sized
 # runs are on the Unix port, from mpy-cross output.

@@ -136,5 +136,5 @@ def run_near_wrap(modules, before_wrap_ms, fn):
     try:
         return fn()
     finally:
-        for module, original in zip(modules, saved):
-            module.ticks_ms = original
+        for i in range(len(modules)):  # MicroPython's zip has no strict=
+            modules[i].ticks_ms = saved[i]
