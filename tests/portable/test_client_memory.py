@@ -1,0 +1,109 @@
+# The real MQTTClient over an in-memory stream (its transport seam), with
+# the broker's end in tests/portable/memory_broker.py: the session's real
+# bytes, decoded by the broker half of the codec. No socket, so this runs on
+# the 32-bit runtime too, where it shows what publishing costs on a board.
+from memory_broker import MemoryBroker
+from mqtt.client import MQTTClient
+from mqtt.packet import CONNECT, PINGREQ, PUBACK, PUBLISH, PUBREL, SUBSCRIBE
+from support import allocated_by, heap_locked, poll_until
+
+SMALL_HEAP = True
+
+TOPIC = "house/kitchen/temperature"
+
+
+def connected(broker, **kwargs):
+    client = MQTTClient("kitchen-node", "broker.invalid", transport=broker.transport, **kwargs)
+    assert client.connect() is False
+    return client
+
+
+def test_connect_goes_through_the_transport_with_the_sessions_bytes():
+    broker = MemoryBroker()
+    opened = []
+
+    def transport(client, deadline):
+        opened.append((client.host, client.port))
+        return broker.transport(client, deadline)
+
+    client = MQTTClient("kitchen-node", "broker.invalid", 1884, keepalive=30, transport=transport)
+    client.connect()
+    assert client.connected
+    assert opened == [("broker.invalid", 1884)]  # no DNS, no socket: the transport's stream
+    assert broker.received[CONNECT] == 1
+    assert broker.client_id == b"kitchen-node"
+    assert broker.keepalive == 30
+
+
+def test_publish_at_each_qos_arrives_and_qos1_completes_on_puback():
+    broker = MemoryBroker()
+    client = connected(broker)
+    acked = []
+    client.on_publish = lambda c, userdata, packet_id: acked.append(packet_id)
+    client.publish(TOPIC, b"21.50", 0)
+    broker.step()
+    assert broker.last_publish() == (TOPIC.encode(), b"21.50")
+    packet_id = client.publish(TOPIC, b"21.75", 1)
+    assert poll_until(client, lambda: acked, 1000)
+    assert acked == [packet_id]
+    assert broker.last_publish() == (TOPIC.encode(), b"21.75")
+    assert client.session.inflight_count() == 0
+    packet_id = client.publish(TOPIC, b"22.00", 2)
+    assert poll_until(client, lambda: len(acked) == 2, 1000)
+    assert broker.received[PUBREL] == 1 and acked[1] == packet_id
+    assert broker.received[PUBLISH] == 3
+
+
+def test_incoming_publish_reaches_on_message_and_is_acknowledged():
+    broker = MemoryBroker()
+    client = connected(broker)
+    messages = []
+    client.on_message = lambda c, userdata, m: messages.append((m.topic, m.payload, m.qos))
+    client.subscribe("house/kitchen/kitchen-node/set/+", 1)
+    assert poll_until(client, lambda: broker.received[SUBSCRIBE], 1000)
+    broker.send_publish("house/kitchen/kitchen-node/set/interval", b"30", qos=1, packet_id=7)
+    assert poll_until(client, lambda: messages and broker.received[PUBACK], 1000)
+    assert messages == [("house/kitchen/kitchen-node/set/interval", b"30", 1)]
+
+
+def test_qos1_unacknowledged_when_the_broker_hangs_up_is_resent_with_dup_after_reconnect():
+    broker = MemoryBroker(ack=False)
+    client = connected(broker, reconnect_min_ms=10, reconnect_max_ms=20)
+    client.publish(TOPIC, b"21.50", 1)
+    broker.step()
+    assert broker.received[PUBLISH] == 1 and broker.duplicates == 0
+    broker.hang_up()
+    broker.ack = True
+    assert poll_until(client, lambda: broker.opened == 2 and client.connected and not client.session.inflight_count())
+    assert client.disconnects == 1
+    assert broker.received[PUBLISH] == 2 and broker.duplicates == 1  # 3.1.1 section 4.4: resent with DUP
+    assert broker.last_publish() == (TOPIC.encode(), b"21.50")
+
+
+def test_an_idle_link_is_kept_up_with_pings():
+    broker = MemoryBroker()
+    client = connected(broker, keepalive=1)
+    assert poll_until(client, lambda: broker.received[PINGREQ] >= 2, 3000)
+    assert client.connected and client.disconnects == 0
+
+
+def _publish_cycles(client, count):
+    topic = b"house/kitchen/temperature"  # prebuilt, as the node's are: a str would be encoded per call
+    payload = b"21.50"
+    for _ in range(count):
+        client.publish(topic, payload, 0)
+        client.publish(topic, payload, 1)
+        client.poll(0)  # reads the PUBACK
+
+
+def test_publishing_and_acknowledging_allocate_nothing():
+    # The 32-bit runtime is where this counts: there, as on a board, a value
+    # of 2**30 or more would be a long int and allocate.
+    broker = MemoryBroker()
+    client = connected(broker)
+    _publish_cycles(client, 10)  # warm up: first-use allocations are not per publish
+    assert allocated_by(_publish_cycles, client, 200) == 0
+    heap_locked(_publish_cycles, client, 200)
+    assert client.session.inflight_count() == 0
+    broker.step()
+    assert broker.received[PUBLISH] == 2 * 410
