@@ -672,60 +672,77 @@ def test_decode_range_outside_the_buffer_is_a_value_error():
 
 # ---- caller mistakes: ValueError naming the value, nothing written -------------
 
-# (encoder, positional arguments after buf and offset, keyword arguments, what the message says)
-ILLEGAL = [
-    (encode_publish, ("t", b"x"), {"qos": 3}, "qos must be 0, 1 or 2, got 3"),
-    (encode_publish, ("t", b"x"), {"qos": -1}, "qos must be 0, 1 or 2, got -1"),
-    (encode_publish, ("t", b"x"), {"qos": 1}, "packet_id must be 1..65535 for QoS 1, got 0"),
-    (encode_publish, ("t", b"x"), {"qos": 2, "packet_id": 65536}, "packet_id must be 1..65535 for QoS 2, got 65536"),
-    (encode_publish, ("t", b"x"), {"dup": True}, "dup must be False for QoS 0, got True"),
-    (encode_publish, ("", b"x"), {}, "topic must be 1..65535 bytes, got 0"),
-    (encode_publish, (b"t" * 65536, b"x"), {}, "topic must be 1..65535 bytes, got 65536"),
-    (encode_publish, ("t", b"1234"), {"payload_len": 5}, "payload_len must be -1 or 0..4, got 5"),
-    (encode_publish, ("t", b"1234"), {"payload_len": -2}, "payload_len must be -1 or 0..4, got -2"),
-    (encode_publish, ("t", b"x" * 60), {}, "PUBLISH of 65 bytes does not fit at offset 0 of a 64-byte buffer"),
-    (encode_ack, (PUBLISH, 1), {}, "packet_type must be PUBACK, PUBREC, PUBREL, PUBCOMP or UNSUBACK, got 3"),
-    (encode_ack, (PUBACK, 0), {}, "PUBACK packet_id must be 1..65535, got 0"),
-    (encode_ack, (PUBREL, 65536), {}, "PUBREL packet_id must be 1..65535, got 65536"),
-    (encode_connect, ("", 60), {"clean_session": False}, "an empty client_id needs clean_session=True"),
-    (encode_connect, ("id", 65536), {}, "keepalive_s must be 0..65535, got 65536"),
-    (encode_connect, ("id", -1), {}, "keepalive_s must be 0..65535, got -1"),
-    (encode_connect, ("id", 60), {"password": b"pw"}, "a password needs a username in MQTT 3.1.1 (section 3.1.2.9)"),
-    (encode_connect, ("id", 60), {"will_payload": b"x"}, "need a will_topic, got b'x', 0, False"),
-    (encode_connect, ("id", 60), {"will_qos": 1}, "need a will_topic, got None, 1, False"),
-    (encode_connect, ("id", 60), {"will_retain": True}, "need a will_topic, got None, 0, True"),
-    (encode_connect, ("id", 60), {"will_topic": "w", "will_qos": 3}, "will_qos must be 0, 1 or 2, got 3"),
-    (encode_connect, ("id", 60), {"will_topic": "a/#"}, "will_topic contains the wildcard '#' at byte 2: 'a/#'"),
-    (encode_connect, ("id", 60), {"will_topic": ""}, "will_topic is empty"),
-    (encode_connect, ("id", 60), {"will_topic": "w", "will_payload": bytes(65536)}, "will_payload is 65536 bytes"),
-    (encode_connect, ("i\x00d", 60), {}, "client_id contains U+0000 at byte 1: 'i\\x00d'"),
-    (encode_connect, (b"\xc3(", 60), {}, "client_id is not valid UTF-8 at byte 0: b'\\xc3('"),
-    (encode_connect, ("x" * 65536, 60), {}, "client_id is 65536 bytes, more than 65535: 'xxxxx"),
-    (encode_connect, ("id", 60), {"username": b"\xff"}, "username is not valid UTF-8 at byte 0: b'\\xff'"),
-    (encode_connect, ("id", 60), {"username": "u", "password": bytes(65536)}, "password is 65536 bytes"),
-    (encode_connect, ("id" * 30, 60), {}, "CONNECT of 74 bytes does not fit at offset 0 of a 64-byte buffer"),
-    (encode_subscribe, (0, [("a", 0)]), {}, "SUBSCRIBE packet_id must be 1..65535, got 0"),
-    (encode_subscribe, (1, []), {}, "subscriptions must be a non-empty sequence, got []"),
-    (encode_subscribe, (1, "a/b"), {}, "subscriptions must be a non-empty sequence, got 'a/b'"),
-    (encode_subscribe, (1, [("a/#/b", 0)]), {}, "topic filter has '#' at byte 2, not alone as the last level: 'a/#/b'"),
-    (encode_subscribe, (1, [("a+", 0)]), {}, "topic filter has '+' at byte 1, not alone in its level: 'a+'"),
-    (encode_subscribe, (1, [("", 0)]), {}, "topic filter is empty"),
-    (encode_subscribe, (1, [("a", 3)]), {}, "requested qos must be 0, 1 or 2, got 3"),
-    (encode_subscribe, (1, [("a" * 60, 0)]), {}, "SUBSCRIBE of 67 bytes does not fit"),
-    (encode_unsubscribe, (65536, ["a"]), {}, "UNSUBSCRIBE packet_id must be 1..65535, got 65536"),
-    (encode_unsubscribe, (1, ()), {}, "filters must be a non-empty sequence, got ()"),
-    (encode_unsubscribe, (1, b"a/b"), {}, "filters must be a non-empty sequence, got b'a/b'"),
-    (encode_unsubscribe, (1, ["a/\x00"]), {}, "topic filter contains U+0000 at byte 2: 'a/\\x00'"),
-    (encode_connack, (False, 6), {}, "return_code must be 0..5, got 6"),
-    (encode_connack, (True, 1), {}, "session_present must be False with return_code 1"),
-    (encode_suback, (1, [0, 3]), {}, "SUBACK return code must be 0, 1, 2 or 0x80, got 3"),
-    (encode_suback, (1, []), {}, "return_codes must be a non-empty sequence, got []"),
-    (encode_suback, (0, [0]), {}, "SUBACK packet_id must be 1..65535, got 0"),
-]
+
+# (encoder, positional arguments after buf and offset, keyword arguments, what the message says),
+# made one case at a time: five of them hold a 64 KiB value, more than a
+# board's heap holds at once.
+def illegal_cases():
+    yield (encode_publish, ("t", b"x"), {"qos": 3}, "qos must be 0, 1 or 2, got 3")
+    yield (encode_publish, ("t", b"x"), {"qos": -1}, "qos must be 0, 1 or 2, got -1")
+    yield (encode_publish, ("t", b"x"), {"qos": 1}, "packet_id must be 1..65535 for QoS 1, got 0")
+    yield (
+        encode_publish,
+        ("t", b"x"),
+        {"qos": 2, "packet_id": 65536},
+        "packet_id must be 1..65535 for QoS 2, got 65536",
+    )
+    yield (encode_publish, ("t", b"x"), {"dup": True}, "dup must be False for QoS 0, got True")
+    yield (encode_publish, ("", b"x"), {}, "topic must be 1..65535 bytes, got 0")
+    yield (encode_publish, (b"t" * 65536, b"x"), {}, "topic must be 1..65535 bytes, got 65536")
+    yield (encode_publish, ("t", b"1234"), {"payload_len": 5}, "payload_len must be -1 or 0..4, got 5")
+    yield (encode_publish, ("t", b"1234"), {"payload_len": -2}, "payload_len must be -1 or 0..4, got -2")
+    yield (encode_publish, ("t", b"x" * 60), {}, "PUBLISH of 65 bytes does not fit at offset 0 of a 64-byte buffer")
+    yield (encode_ack, (PUBLISH, 1), {}, "packet_type must be PUBACK, PUBREC, PUBREL, PUBCOMP or UNSUBACK, got 3")
+    yield (encode_ack, (PUBACK, 0), {}, "PUBACK packet_id must be 1..65535, got 0")
+    yield (encode_ack, (PUBREL, 65536), {}, "PUBREL packet_id must be 1..65535, got 65536")
+    yield (encode_connect, ("", 60), {"clean_session": False}, "an empty client_id needs clean_session=True")
+    yield (encode_connect, ("id", 65536), {}, "keepalive_s must be 0..65535, got 65536")
+    yield (encode_connect, ("id", -1), {}, "keepalive_s must be 0..65535, got -1")
+    yield (
+        encode_connect,
+        ("id", 60),
+        {"password": b"pw"},
+        "a password needs a username in MQTT 3.1.1 (section 3.1.2.9)",
+    )
+    yield (encode_connect, ("id", 60), {"will_payload": b"x"}, "need a will_topic, got b'x', 0, False")
+    yield (encode_connect, ("id", 60), {"will_qos": 1}, "need a will_topic, got None, 1, False")
+    yield (encode_connect, ("id", 60), {"will_retain": True}, "need a will_topic, got None, 0, True")
+    yield (encode_connect, ("id", 60), {"will_topic": "w", "will_qos": 3}, "will_qos must be 0, 1 or 2, got 3")
+    yield (encode_connect, ("id", 60), {"will_topic": "a/#"}, "will_topic contains the wildcard '#' at byte 2: 'a/#'")
+    yield (encode_connect, ("id", 60), {"will_topic": ""}, "will_topic is empty")
+    yield (encode_connect, ("id", 60), {"will_topic": "w", "will_payload": bytes(65536)}, "will_payload is 65536 bytes")
+    yield (encode_connect, ("i\x00d", 60), {}, "client_id contains U+0000 at byte 1: 'i\\x00d'")
+    yield (encode_connect, (b"\xc3(", 60), {}, "client_id is not valid UTF-8 at byte 0: b'\\xc3('")
+    yield (encode_connect, ("x" * 65536, 60), {}, "client_id is 65536 bytes, more than 65535: 'xxxxx")
+    yield (encode_connect, ("id", 60), {"username": b"\xff"}, "username is not valid UTF-8 at byte 0: b'\\xff'")
+    yield (encode_connect, ("id", 60), {"username": "u", "password": bytes(65536)}, "password is 65536 bytes")
+    yield (encode_connect, ("id" * 30, 60), {}, "CONNECT of 74 bytes does not fit at offset 0 of a 64-byte buffer")
+    yield (encode_subscribe, (0, [("a", 0)]), {}, "SUBSCRIBE packet_id must be 1..65535, got 0")
+    yield (encode_subscribe, (1, []), {}, "subscriptions must be a non-empty sequence, got []")
+    yield (encode_subscribe, (1, "a/b"), {}, "subscriptions must be a non-empty sequence, got 'a/b'")
+    yield (
+        encode_subscribe,
+        (1, [("a/#/b", 0)]),
+        {},
+        "topic filter has '#' at byte 2, not alone as the last level: 'a/#/b'",
+    )
+    yield (encode_subscribe, (1, [("a+", 0)]), {}, "topic filter has '+' at byte 1, not alone in its level: 'a+'")
+    yield (encode_subscribe, (1, [("", 0)]), {}, "topic filter is empty")
+    yield (encode_subscribe, (1, [("a", 3)]), {}, "requested qos must be 0, 1 or 2, got 3")
+    yield (encode_subscribe, (1, [("a" * 60, 0)]), {}, "SUBSCRIBE of 67 bytes does not fit")
+    yield (encode_unsubscribe, (65536, ["a"]), {}, "UNSUBSCRIBE packet_id must be 1..65535, got 65536")
+    yield (encode_unsubscribe, (1, ()), {}, "filters must be a non-empty sequence, got ()")
+    yield (encode_unsubscribe, (1, b"a/b"), {}, "filters must be a non-empty sequence, got b'a/b'")
+    yield (encode_unsubscribe, (1, ["a/\x00"]), {}, "topic filter contains U+0000 at byte 2: 'a/\\x00'")
+    yield (encode_connack, (False, 6), {}, "return_code must be 0..5, got 6")
+    yield (encode_connack, (True, 1), {}, "session_present must be False with return_code 1")
+    yield (encode_suback, (1, [0, 3]), {}, "SUBACK return code must be 0, 1, 2 or 0x80, got 3")
+    yield (encode_suback, (1, []), {}, "return_codes must be a non-empty sequence, got []")
+    yield (encode_suback, (0, [0]), {}, "SUBACK packet_id must be 1..65535, got 0")
 
 
 def test_illegal_caller_input_is_a_value_error_and_writes_nothing():
-    for encoder, args, kwargs, expected in ILLEGAL:
+    for encoder, args, kwargs, expected in illegal_cases():
         buf = bytearray(b"\xaa" * 64)
         message = raises(ValueError, encoder, buf, 0, *args, **kwargs)
         assert expected in message, "%r: %r, expected %r" % (args, message, expected)
