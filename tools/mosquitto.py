@@ -21,18 +21,55 @@ def find_mosquitto():
     raise RuntimeError("mosquitto not found: run `make setup` (it installs the 'mosquitto' package)")
 
 
+def find_mosquitto_passwd():
+    for candidate in (shutil.which("mosquitto_passwd"), "/usr/bin/mosquitto_passwd", "/usr/local/bin/mosquitto_passwd"):
+        if candidate and os.path.exists(candidate):
+            return candidate
+    raise RuntimeError("mosquitto_passwd not found: it comes with the 'mosquitto' package")
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
+def house_acl(prefix="house"):
+    """A mosquitto ACL for a house of nodes, each connecting as the user
+    named after its NODE: a node may publish readings, its own status,
+    diagnostics and Home Assistant discovery, and read only its own command
+    topics; users listed after it (`user NAME` blocks appended by the
+    caller) get what their own block grants. Anyone else: nothing."""
+    return "\n".join(
+        [
+            "# Every node, its user name being its NODE (mosquitto's %u).",
+            "pattern write %s/+/+" % prefix,  # readings: <prefix>/<room>/<quantity>
+            "pattern write %s/+/%%u/status" % prefix,
+            "pattern write %s/+/%%u/diagnostics" % prefix,
+            "pattern read %s/+/%%u/set/#" % prefix,
+            "pattern write homeassistant/sensor/%u/#",
+            "pattern read homeassistant/status",
+            "",
+        ]
+    )
+
+
+def controller_acl(user, prefix="house"):
+    """An ACL block for a user who watches every node and may command them
+    (Home Assistant, `make run`'s viewer)."""
+    return "user %s\ntopic readwrite %s/#\ntopic readwrite homeassistant/#\n" % (user, prefix)
+
+
 class Mosquitto:
-    def __init__(self, persistence=False, tls=None, auth_listener=False, extra_config=""):
+    def __init__(self, persistence=False, tls=None, auth_listener=False, extra_config="", users=None, acl=None):
         """tls: None or a dict with cafile, certfile, keyfile for a TLS listener
         (and require_certificate: True for one that asks clients for theirs).
         auth_listener: a second plain listener that refuses every client
-        (CONNACK 5, not authorized), for testing refusals."""
+        (CONNACK 5, not authorized), for testing refusals.
+        users: {name: password}; with them the main listener refuses
+        anonymous clients and checks passwords, and acl (a mosquitto ACL
+        file's text, e.g. house_acl() + controller_acl(...)) says who may
+        read and write which topics."""
         self.dir = tempfile.mkdtemp(prefix="mosquitto-")
         self.port = free_port()
         self.tls_port = free_port() if tls else None
@@ -42,7 +79,8 @@ class Mosquitto:
         lines = [
             "per_listener_settings true",
             "listener %d 127.0.0.1" % self.port,
-            "allow_anonymous true",
+            "allow_anonymous %s" % ("false" if users else "true"),
+            *self._access_control(users, acl),
             "log_dest file %s" % self.log_path,
             "log_type error",
             "log_type warning",
@@ -76,6 +114,22 @@ class Mosquitto:
         self.config_path = os.path.join(self.dir, "mosquitto.conf")
         with open(self.config_path, "w") as f:
             f.write("\n".join(lines) + "\n")
+
+    def _access_control(self, users, acl):
+        if not users:
+            return []
+        passwords = os.path.join(self.dir, "passwords")
+        with open(passwords, "w") as f:
+            f.write("".join("%s:%s\n" % (name, password) for name, password in users.items()))
+        # mosquitto reads hashed passwords only: hash the file in place.
+        subprocess.run([find_mosquitto_passwd(), "-U", passwords], check=True, capture_output=True)
+        lines = ["password_file %s" % passwords]
+        if acl is not None:
+            acl_path = os.path.join(self.dir, "acl")
+            with open(acl_path, "w") as f:
+                f.write(acl)
+            lines.append("acl_file %s" % acl_path)
+        return lines
 
     @property
     def address(self):
