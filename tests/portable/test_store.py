@@ -1,19 +1,47 @@
 # The flash-backed store (node.store): order, wrap-around, policies, torn
 # writes, acknowledgements that survive a reset, where flushes write, and no
-# allocation on the hot path. Runs on CPython and on the Unix port (also with
-# a board-sized heap). Each test works in its own directory under /tmp.
+# allocation on the hot path. Runs on CPython, on the Unix port (also with
+# a board-sized heap) and on the 32-bit runtime, whose 31-bit small ints and
+# 2**30 tick period are a board's. Each test works in its own directory
+# under $TMPDIR or /tmp (the 32-bit runtime's in-memory /tmp: no environment).
 import os
+import struct
+from binascii import crc32
 
+from compat import getenv, ticks_add
 from node.store import FlashStore
 from support import allocated_by, heap_locked, unique_id
 
 SMALL_HEAP = True
 
 RECORD = 16
+READING = "<IIiBBH"  # seq, taken, value, channel, kind, check (the module docstring's layout)
+MARKER = "<IIIBBH"  # generation, tail seq, capacity, kind, log2(segment records), check
+KIND_READING = 0x54
+KIND_MARKER = 0x4D
+SMALL_SEGMENTS = ("seg0", "seg1", "seg2", "seg3")
+
+
+# The i-th reading of the format and allocation tests: both signs of value,
+# a `taken` in 2026. A function per field, as a tuple would allocate.
+def channel_of(i):
+    return i & 7
+
+
+def value_of(i):
+    return i * 40503 - 1000000
+
+
+def taken_of(i):
+    return 70000000 + i * 600
+
+
+def fields(i):
+    return channel_of(i), value_of(i), taken_of(i)
 
 
 def fresh_dir(name):
-    path = "%s/%s" % (os.getenv("TMPDIR") or "/tmp", unique_id("store-" + name))
+    path = "%s/%s" % (getenv("TMPDIR") or "/tmp", unique_id("store-" + name))
     try:
         for entry in os.listdir(path):
             os.remove(path + "/" + entry)
@@ -294,19 +322,99 @@ def test_a_corrupt_byte_anywhere_in_the_last_record_drops_only_it():
     remove_dir(path)
 
 
+def crc32_of_slot(data, at):
+    """binascii.crc32 of the 16-byte slot at data[at] with its check field
+    zero: what the first firmware wrote, and verified, the check from."""
+    record = bytearray(data[at : at + RECORD])
+    record[14] = record[15] = 0
+    return crc32(record)
+
+
+def set_check(data, at):
+    check = crc32_of_slot(data, at) & 0xFFFF
+    data[at + 14], data[at + 15] = check & 0xFF, check >> 8
+
+
 def rewrite_record(data, slot, kind, taken=None):
     """The record in slot as another firmware would have written it: its kind
     (and `taken`) changed, with a check that holds."""
-    from binascii import crc32
-
     at = slot * RECORD
     if taken is not None:
         for i in range(4):
             data[at + 4 + i] = (taken >> (8 * i)) & 0xFF
     data[at + 13] = kind
-    data[at + 14] = data[at + 15] = 0
-    check = crc32(data[at : at + RECORD]) & 0xFFFF
-    data[at + 14], data[at + 15] = check & 0xFF, check >> 8
+    set_check(data, at)
+
+
+def written_slots(path):
+    """[(data, offset)] of every slot of small()'s files that was ever
+    written (an unwritten slot is zeros)."""
+    slots = []
+    for name in SMALL_SEGMENTS + ("marker",):
+        data = read_file(path + "/" + name)
+        for at in range(0, len(data), RECORD):
+            if data[at : at + RECORD] != bytes(RECORD):
+                slots.append((data, at))
+    return slots
+
+
+def checks_of_2_30_or_more(path):
+    """How many written slots have a CRC-32 of 2**30 or more (a long int on
+    a 32-bit board); fails if any slot's check is not binascii's."""
+    high = 0
+    for data, at in written_slots(path):
+        crc = crc32_of_slot(data, at)
+        assert data[at + 14] | data[at + 15] << 8 == crc & 0xFFFF, "slot check is not binascii.crc32's low bits"
+        if crc >= 1 << 30:
+            high += 1
+    return high
+
+
+def write_first_firmware_store(path, n):
+    """small()'s geometry as the firmware before this one wrote it, checks
+    from binascii.crc32: readings fields(1) .. fields(n) as seqs 1 .. n,
+    and one marker (generation 1, nothing acknowledged)."""
+    os.mkdir(path)
+    segments = [bytearray(16 * RECORD) for _ in SMALL_SEGMENTS]
+    for seq in range(1, n + 1):
+        channel, value, taken = fields(seq)
+        data, at = segments[seq % 64 // 16], seq % 16 * RECORD
+        struct.pack_into(READING, data, at, seq, taken, value, channel, KIND_READING, 0)
+        set_check(data, at)
+    marker = bytearray(8 * RECORD)
+    struct.pack_into(MARKER, marker, RECORD, 1, 1, 64, KIND_MARKER, 4, 0)  # generation 1 lives in slot 1
+    set_check(marker, RECORD)
+    for i in range(len(SMALL_SEGMENTS)):
+        write_file(path + "/" + SMALL_SEGMENTS[i], segments[i])
+    write_file(path + "/marker", marker)
+
+
+def test_checks_are_binascii_crc32s_low_bits_so_both_firmwares_read_each_others_stores():
+    # This firmware computes the check without binascii (see node.store._check);
+    # the bits must be the same, or an update would read every stored reading as torn.
+    path = fresh_dir("format-new")
+    store = small(path, commit_every=4)
+    for i in range(1, 41):
+        channel, value, taken = fields(i)
+        store.append(channel, value, taken)
+    drain(store, packet_id=1)
+    for packet_id in range(1, 9):
+        store.acked(packet_id)  # two markers
+    store.close()
+    assert len(written_slots(path)) == 40 + 3  # the readings, the markers (one at the first start)
+    assert checks_of_2_30_or_more(path) >= 20
+    remove_dir(path)
+
+    path = fresh_dir("format-old")
+    write_first_firmware_store(path, 40)
+    assert checks_of_2_30_or_more(path) >= 20
+    old = small(path)
+    assert old.count == 40 and old.torn == 0
+    out = drain(old)
+    assert [s for s, _, _, _ in out] == list(range(1, 41))
+    assert [(c, v, t) for _, c, v, t in out] == [fields(i) for i in range(1, 41)]
+    old.close()
+    remove_dir(path)
 
 
 def test_first_format_records_replay_with_their_times_converted():
@@ -499,6 +607,54 @@ def test_poll_flushes_flush_ms_after_the_first_pending_reading():
     remove_dir(path)
 
 
+def test_poll_flushes_on_time_across_the_tick_wrap():
+    # A reading every 100 ms, a poll every 50 ms, flush_ms=1000: the first
+    # pending reading arms a flush 1000 ms later, so flushes come at 1000,
+    # 2100, 3200 and 4300 ms. Started at several distances before the wrap
+    # (2**30 ms on a board), it falls right after an arming, just before
+    # and at a due time, while nothing is pending, at an arming, and
+    # between arming and due: the flushes must keep the same times (not
+    # late, a stall; not early or repeated, a burst) and lose nothing.
+    for before_wrap in (1, 999, 1000, 1050, 1100, 1550, 4299):
+        path = fresh_dir("poll-wrap")
+        store = small(path, capacity=256, flush_every=64, segment_bytes=1024, flush_ms=1000)
+        start = ticks_add(0, -before_wrap)
+        flushed_at = []
+        for t in range(0, 5000, 50):
+            if t % 100 == 0:
+                store.append(0, t)
+            flushes = store.flushes
+            left = store.poll(ticks_add(start, t))
+            assert left == -1 or 0 < left <= 1000, (before_wrap, t, left)
+            if store.flushes != flushes:
+                flushed_at.append(t)
+        assert flushed_at == [1000, 2100, 3200, 4300], (before_wrap, flushed_at)
+        assert store.durable_seq == 44  # the six readings since 4400 wait for 5300
+        store.close()
+        again = small(path, capacity=256, flush_every=64, segment_bytes=1024)
+        assert [v for _, _, v, _ in drain(again)] == list(range(0, 5000, 100)), before_wrap
+        again.close()
+        remove_dir(path)
+
+
+def test_the_longest_flush_ms_a_board_accepts_arms_across_the_wrap():
+    # poll() arms with ticks_add(now, flush_ms); a board refuses 2**29 ms.
+    longest = (1 << 29) - 1
+    path = fresh_dir("poll-longest")
+    store = small(path, flush_ms=longest)
+    store.append(0, 1)
+    now = ticks_add(0, -10)
+    assert store.poll(now) == longest
+    assert store.poll(ticks_add(now, 20)) == longest - 20  # past the wrap
+    due = ticks_add(now, longest)
+    assert store.poll(ticks_add(due, -1)) == 1
+    assert store.durable_seq == 0
+    assert store.poll(due) == -1
+    assert store.durable_seq == 1
+    store.close()
+    remove_dir(path)
+
+
 def test_a_batch_is_written_when_flush_every_readings_wait():
     path = fresh_dir("batch")
     store = small(path, flush_every=4)
@@ -523,6 +679,8 @@ def test_bad_settings_raise_value_error_naming_them():
         ({"segment_bytes": 100}, "segment_bytes"),
         ({"policy": "latest", "channels": 0}, "latest"),
         ({"window": 0}, "window"),
+        ({"flush_ms": 0}, "flush_ms"),
+        ({"flush_ms": 1 << 29}, "flush_ms"),  # ticks_add on a board refuses it
     ):
         try:
             small(path, **kwargs)
@@ -577,5 +735,55 @@ def test_append_replay_and_acks_allocate_nothing():
     outage_and_drain()  # warm up
     assert allocated_by(outage_and_drain) == 0
     heap_locked(outage_and_drain)
+    store.close()
+    remove_dir(path)
+
+
+def append_readings(store, first, n):
+    for i in range(first, first + n):
+        store.append(channel_of(i), value_of(i), taken_of(i))
+
+
+def replay_and_ack(store, n, wrong):
+    """Hands out, sends as QoS 1 and acknowledges n readings; counts in
+    wrong[0] those whose fields are not fields(seq)."""
+    for packet_id in range(1, n + 1):
+        seq = store.oldest()
+        if store.channel != channel_of(seq) or store.value != value_of(seq) or store.taken != taken_of(seq):
+            wrong[0] += 1
+        store.sent(seq, packet_id)
+        store.acked(packet_id)
+
+
+def test_appends_whose_checks_are_2_30_or_more_allocate_nothing():
+    # On a 32-bit board binascii.crc32 returns a long int (2**30 or more)
+    # for three records in four, and each operation on it allocates.
+    # Appends, with the batch writes they trigger.
+    path = fresh_dir("alloc-append")
+    store = small(path, commit_every=8)
+    allocated = allocated_by(append_readings, store, 1, 24)
+    assert allocated == 0, "24 appends allocated %d bytes" % allocated
+    heap_locked(append_readings, store, 25, 24)
+    store.close()
+    # Not vacuous: most of these records' CRC-32s are >= 2**30 (and every
+    # check is binascii's).
+    assert checks_of_2_30_or_more(path) >= 24
+    remove_dir(path)
+
+
+def test_replaying_checks_of_2_30_or_more_and_negative_values_allocates_nothing():
+    # Replay from flash after a reset: each record's check is verified (a
+    # CRC-32 >= 2**30 is a long int on a board), and a negative value's u32
+    # is >= 2**31. Handed out, sent as QoS 1, acknowledged, with markers.
+    path = fresh_dir("alloc-replay")
+    write_first_firmware_store(path, 48)
+    assert checks_of_2_30_or_more(path) >= 24  # not vacuous
+    store = small(path, commit_every=8)
+    assert store.count == 48
+    wrong = [0]
+    allocated = allocated_by(replay_and_ack, store, 24, wrong)
+    assert allocated == 0, "24 replayed records allocated %d bytes" % allocated
+    heap_locked(replay_and_ack, store, 24, wrong)
+    assert wrong[0] == 0 and store.count == 0
     store.close()
     remove_dir(path)
