@@ -21,6 +21,8 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)  # run as a script: tools.run_local says where `make run`'s broker is
 
 DISCOVERY_PREFIX = "homeassistant"
 STALE_FACTOR = 3  # stale after this many typical intervals without a reading
@@ -365,13 +367,15 @@ class Subscriber:
     """paho in its own thread, handing (topic, payload, retained, time) to
     a queue, so the House is only touched by the caller's thread."""
 
-    def __init__(self, host, port, prefix="house"):
+    def __init__(self, host, port, prefix="house", login=None):
         import paho.mqtt.client as mqtt
 
         self.host, self.port = host, port
         self.messages = queue.Queue()
         self.connected = False
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
+        if login:
+            self.client.username_pw_set(*login)
         self.topics = [(prefix + "/#", 1), (DISCOVERY_PREFIX + "/#", 1)]
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
@@ -432,7 +436,8 @@ def collect(host, port, seconds, house=None, prefix="house"):
 def run(args, out=None):
     out = out or sys.stdout
     house = House(args.prefix, args.stale_s)
-    subscriber = Subscriber(args.host, args.port, args.prefix).start()
+    login = (args.username, args.password) if args.username else None
+    subscriber = Subscriber(args.host, args.port, args.prefix, login).start()
     deadline = time.monotonic() + args.seconds if args.seconds else float("inf")
     live = None
     if not (args.plain or args.json):
@@ -473,8 +478,10 @@ def run(args, out=None):
 
 def parser():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--host", default=os.environ.get("MQTT_HOST") or "127.0.0.1")
-    p.add_argument("--port", type=int, default=int(os.environ.get("MQTT_PORT") or 1883))
+    p.add_argument("--host", default=None, help="default: MQTT_HOST, a running `make run`'s broker, or 127.0.0.1")
+    p.add_argument("--port", type=int, default=None, help="default: MQTT_PORT, a running `make run`'s, or 1883")
+    p.add_argument("--username", default=os.environ.get("MQTT_USERNAME"))
+    p.add_argument("--password", default=os.environ.get("MQTT_PASSWORD"))
     p.add_argument("--prefix", default="house", help="the boards' topic prefix (default: house)")
     p.add_argument("--seconds", type=float, default=0, help="stop after this long (default: until Ctrl-C)")
     p.add_argument(
@@ -486,8 +493,39 @@ def parser():
     return p
 
 
+def running_make_run():
+    """What a running `make run` recorded of its broker (tools/run_local.py),
+    or None when none runs."""
+    from tools.run_local import ADDRESS_FILE
+
+    try:
+        with open(ADDRESS_FILE) as f:
+            record = json.load(f)
+        os.kill(record["pid"], 0)  # still running? (signal 0 only checks)
+    except (OSError, ValueError, KeyError):
+        return None
+    return record
+
+
+def choose_broker(args):
+    """--host/--port, else MQTT_HOST/MQTT_PORT, else a running `make run`'s
+    broker (with its viewer's login), else 127.0.0.1:1883."""
+    if args.host is None and args.port is None and not os.environ.get("MQTT_HOST") and not os.environ.get("MQTT_PORT"):
+        record = running_make_run()
+        if record is not None:
+            args.host, args.port = record["host"], record["port"]
+            if args.username is None and "username" in record:
+                args.username, args.password = record["username"], record["password"]
+            return args
+    if args.host is None:
+        args.host = os.environ.get("MQTT_HOST") or "127.0.0.1"
+    if args.port is None:
+        args.port = int(os.environ.get("MQTT_PORT") or 1883)
+    return args
+
+
 def main(argv=None):
-    return run(parser().parse_args(argv))
+    return run(choose_broker(parser().parse_args(argv)))
 
 
 if __name__ == "__main__":
