@@ -95,6 +95,11 @@ def secrets_help(secrets_path):
     )
 
 
+# Modules of lib/ that only the host's tests and tools import: the broker's
+# half of the codec. A board never loads them, so its flash need not hold them.
+HOST_ONLY = ("mqtt/broker_codec.py",)
+
+
 def compile_lib(arch, root=ROOT, build_dir=None):
     """lib/**/*.py -> build_dir/lib/**/*.mpy with mpy-cross -march=arch.
     Returns [(local .mpy, remote path)]. The embedded source name is the
@@ -112,6 +117,8 @@ def compile_lib(arch, root=ROOT, build_dir=None):
                 continue
             source = os.path.join(folder, file)
             relative = os.path.relpath(source, lib).replace(os.sep, "/")
+            if relative in HOST_ONLY:
+                continue
             remote = "/lib/" + relative[:-3] + ".mpy"
             target = os.path.join(build_dir, "lib", *relative.split("/"))[:-3] + ".mpy"
             os.makedirs(os.path.dirname(target), exist_ok=True)
