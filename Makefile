@@ -21,7 +21,7 @@ test: setup
 
 ## A million fuzz cases into the packet decoder.
 fuzz: setup
-	@FUZZ_CASES=1000000 $(PY) -m pytest -q tests/test_packet_fuzz.py
+	@FUZZ_CASES=1000000 $(PY) -m pytest -q -s -p no:cacheprovider tests/test_packet_fuzz.py  # -s: the case count and seed show
 
 ## About ten minutes of random cuts, black holes and delays through a fault proxy: QoS 0/1/2 streams on the Unix port.
 soak: setup
