@@ -7,6 +7,11 @@
 
 from backoff import Backoff
 from compat import sleep_ms, ticks_add, ticks_diff, ticks_ms
+
+try:
+    from typing import Any, Callable  # for the type checker; a board has no typing module
+except ImportError:
+    pass
 from mqtt.packet import PUBLISH, Packet, ProtocolError, decode_header
 from mqtt.session import CONNECTED, ConnectRefused, KeepaliveTimeout, Session
 
@@ -44,6 +49,16 @@ _STAGE_SIZE = 128
 
 
 class MQTTClient:
+    # Callbacks, paho's names; each is called with the client and its
+    # userdata first. None: not called.
+    on_connect: "Callable[[Any, Any, bool], None] | None" = None  # session_present
+    on_disconnect: "Callable[[Any, Any, Exception | None], None] | None" = None  # the error, None for disconnect()
+    on_message: "Callable[[Any, Any, Message], None] | None" = None
+    on_publish: "Callable[[Any, Any, int], None] | None" = None  # packet_id: a QoS 1/2 message is complete
+    on_subscribe: "Callable[[Any, Any, int, tuple], None] | None" = None  # packet_id, granted QoS (0x80: refused)
+    on_unsubscribe: "Callable[[Any, Any, int], None] | None" = None  # packet_id of the UNSUBACKed request
+    on_log: "Callable[[Any, Any, str], None] | None" = None
+
     def __init__(
         self,
         client_id,
@@ -98,6 +113,7 @@ class MQTTClient:
         self.session.on_message = self._deliver  # Session's hooks start as None  # pyright: ignore[reportAttributeAccessIssue]
         self.session.on_ack = self._acked  # Session's hooks start as None  # pyright: ignore[reportAttributeAccessIssue]
         self.session.on_suback = self._subacked  # Session's hooks start as None  # pyright: ignore[reportAttributeAccessIssue]
+        self.session.on_unsuback = self._unsubacked  # Session's hooks start as None  # pyright: ignore[reportAttributeAccessIssue]
         self.backoff = Backoff(reconnect_min_ms, reconnect_max_ms)
         # When False, QoS 0 publishes collect in the transmit buffer and go
         # out as one write at the next poll() or flush(): a batch of readings.
@@ -111,13 +127,6 @@ class MQTTClient:
         self._header = Packet()
         self._reconnect_at = 0
         self._reconnect_due = False
-
-        self.on_connect = None  # (client, userdata, session_present)
-        self.on_disconnect = None  # (client, userdata, error or None)
-        self.on_message = None  # (client, userdata, message)
-        self.on_publish = None  # (client, userdata, packet_id): QoS 1/2 complete
-        self.on_subscribe = None  # (client, userdata, packet_id, granted_qos tuple; 0x80 = refused)
-        self.on_log = None  # (client, userdata, message)
 
         self.connects = 0
         self.disconnects = 0
@@ -396,6 +405,8 @@ class MQTTClient:
         return packet_id
 
     def unsubscribe(self, topic):
+        """Unsubscribe from one filter, or a list of them. Returns the packet
+        id; the broker's UNSUBACK arrives at on_unsubscribe."""
         if not self.connected:
             raise NotConnected("not connected: cannot unsubscribe from %r" % (topic,))
         filters = topic if isinstance(topic, list) else [topic]
@@ -503,6 +514,10 @@ class MQTTClient:
     def _subacked(self, packet_id, buf, start, count):
         if self.on_subscribe is not None:
             self.on_subscribe(self, self.userdata, packet_id, tuple(buf[start : start + count]))
+
+    def _unsubacked(self, packet_id):
+        if self.on_unsubscribe is not None:
+            self.on_unsubscribe(self, self.userdata, packet_id)
 
 
 def _publish_size(topic, payload, payload_len):

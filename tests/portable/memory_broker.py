@@ -21,6 +21,8 @@ from mqtt.packet import (
     PUBREC,
     PUBREL,
     SUBSCRIBE,
+    UNSUBACK,
+    UNSUBSCRIBE,
     encode_ack,
     encode_publish,
 )
@@ -98,7 +100,7 @@ class ClientEnd:
 
 class MemoryBroker:
     """Answers one client at a time: CONNACK, PUBACK / PUBREC / PUBCOMP,
-    SUBACK granting what was asked, PINGRESP. Counts what it received and
+    SUBACK granting what was asked, UNSUBACK, PINGRESP. Counts what it received and
     keeps the last PUBLISH's topic and payload."""
 
     def __init__(self, ack=True):
@@ -155,6 +157,8 @@ class MemoryBroker:
         elif kind == SUBSCRIBE:
             granted = [qos for _, qos in iter_subscriptions(buf, packet)]
             self._answer(encode_suback(self.scratch, 0, packet.packet_id, granted))
+        elif kind == UNSUBSCRIBE:
+            self._answer(encode_ack(self.scratch, 0, UNSUBACK, packet.packet_id))
         elif kind == PINGREQ:
             self._answer(encode_pingresp(self.scratch, 0))
         elif kind == DISCONNECT:

@@ -165,7 +165,7 @@ def test_unsubscribed_filter_receives_nothing_more():
     pub.publish(topic, b"before", 1)
     assert poll_until([pub, sub], lambda: inbox.messages)
     unsubacked = []
-    sub.session.on_unsuback = unsubacked.append
+    sub.on_unsubscribe = lambda client, userdata, packet_id: unsubacked.append(packet_id)  # paho's callback
     packet_id = sub.unsubscribe(topic)
     assert poll_until(sub, lambda: unsubacked)
     assert unsubacked == [packet_id]

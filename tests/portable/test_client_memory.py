@@ -66,6 +66,16 @@ def test_incoming_publish_reaches_on_message_and_is_acknowledged():
     assert messages == [("house/kitchen/kitchen-node/set/interval", b"30", 1)]
 
 
+def test_unsuback_reaches_on_unsubscribe_with_the_requests_packet_id():
+    broker = MemoryBroker()
+    client = connected(broker)
+    unsubscribed = []
+    client.on_unsubscribe = lambda c, userdata, packet_id: unsubscribed.append(packet_id)
+    packet_id = client.unsubscribe(["house/kitchen/+", "house/hall/+"])
+    assert poll_until(client, lambda: unsubscribed, 1000)
+    assert unsubscribed == [packet_id]
+
+
 def test_qos1_unacknowledged_when_the_broker_hangs_up_is_resent_with_dup_after_reconnect():
     broker = MemoryBroker(ack=False)
     client = connected(broker, reconnect_min_ms=10, reconnect_max_ms=20)
