@@ -8,8 +8,9 @@
 from backoff import Backoff
 from compat import sleep_ms, ticks_add, ticks_diff, ticks_ms
 
-try:
-    from typing import Any, Callable  # for the type checker; a board has no typing module
+try:  # for the type checker: a board has neither module
+    from collections.abc import Callable
+    from typing import Any
 except ImportError:
     pass
 from mqtt.packet import PUBLISH, Packet, ProtocolError, decode_header
