@@ -9,7 +9,7 @@ import threading
 import paho.mqtt.client as mqtt
 import pytest
 
-from test_node_e2e import BOARDS, nodes, wait_until  # noqa: F401 - nodes is a fixture
+from test_node_e2e import BOARDS, NodeProcess, wait_until
 from tools.mosquitto import controller_acl, house_acl
 
 USERS = {"unix-node": "node-secret", "controller": "controller-secret", "guest": "guest-secret"}
@@ -81,7 +81,7 @@ def test_a_node_reads_its_own_commands_and_only_the_controllers(acl_broker):
     close(node, guest, controller)
 
 
-def test_node_firmware_publishes_through_the_acl_and_obeys_only_the_controller(acl_broker, nodes, tmp_path):
+def test_node_firmware_publishes_through_the_acl_and_obeys_only_the_controller(acl_broker, tmp_path):
     with open("%s/unix.py" % BOARDS) as f:
         board = f.read()
     (tmp_path / "acl_board.py").write_text(
@@ -90,11 +90,14 @@ def test_node_firmware_publishes_through_the_acl_and_obeys_only_the_controller(a
     (tmp_path / "secrets.py").write_text('MQTT_PASSWORD = "%s"\n' % USERS["unix-node"])
     controller, _ = paho(acl_broker, "controller", USERS["controller"])
     readings = received_on(controller, ["house/kitchen/temperature"])
-    node = nodes(acl_broker, board="acl_board", extra_path=str(tmp_path))
-    assert wait_until(lambda: readings, 15), node.output()
-    guest, _ = paho(acl_broker, "guest", USERS["guest"])
-    guest.publish(SET_INTERVAL, b"7", qos=1).wait_for_publish(5)
-    controller.publish(SET_INTERVAL, b"9", qos=1).wait_for_publish(5)
-    assert wait_until(lambda: node.first("command: interval now 9 s") is not None, 10), node.output()
-    assert node.first("interval now 7 s") is None, node.output()
-    close(guest, controller)
+    node = NodeProcess(acl_broker, board="acl_board", extra_path=str(tmp_path))
+    try:
+        assert wait_until(lambda: readings, 15), node.output()
+        guest, _ = paho(acl_broker, "guest", USERS["guest"])
+        guest.publish(SET_INTERVAL, b"7", qos=1).wait_for_publish(5)
+        controller.publish(SET_INTERVAL, b"9", qos=1).wait_for_publish(5)
+        assert wait_until(lambda: node.first("command: interval now 9 s") is not None, 10), node.output()
+        assert node.first("interval now 7 s") is None, node.output()
+        close(guest, controller)
+    finally:
+        node.kill()
