@@ -12,8 +12,9 @@ setup:
 	@bash tools/setup.sh
 
 ## The main job: a node on the Unix port with simulated sensors, publishing to a private mosquitto.
+## RUN_ARGS="--host H --port P" uses your broker instead (or MQTT_HOST/MQTT_PORT); RUN_ARGS=--acl: passwords and the house ACL.
 run: setup
-	@$(PY) tools/run_local.py
+	@$(PY) tools/run_local.py $(RUN_ARGS)
 
 ## The whole default suite: lint, mpy-cross builds, lib on CPython and on the Unix port, against a real broker.
 test: setup
