@@ -5,6 +5,11 @@ import os
 import sys
 import time
 
+# Not compat's getenv: a board has `machine` on an empty flash, before a
+# deploy has copied lib/ (tests/test_deploy.py feeds the fake WDT then). The
+# 32-bit test runtime has no os.getenv: every variable reads as unset there.
+getenv = getattr(os, "getenv", lambda name: None)
+
 feeds = 0
 resets = 0
 
@@ -12,9 +17,9 @@ resets = 0
 PWRON_RESET = 1
 DEEPSLEEP_RESET = 4
 # FAKE_RESET_CAUSE=deepsleep: this start is a wake from deep sleep.
-_reset_cause = DEEPSLEEP_RESET if os.getenv("FAKE_RESET_CAUSE") == "deepsleep" else PWRON_RESET
+_reset_cause = DEEPSLEEP_RESET if getenv("FAKE_RESET_CAUSE") == "deepsleep" else PWRON_RESET
 # FAKE_PINS_LOW=0,5: those input pins read low (a button held); the rest high.
-_pins_low = [int(p) for p in (os.getenv("FAKE_PINS_LOW") or "").split(",") if p]
+_pins_low = [int(p) for p in (getenv("FAKE_PINS_LOW") or "").split(",") if p]
 
 
 class Pin:

@@ -9,19 +9,25 @@
 import os
 import time
 
+# Not compat's getenv: like `machine`, this stands in for a built-in module,
+# which needs nothing from lib/. The 32-bit runtime the portable tests also
+# run on has no os.getenv: every variable reads as unset there.
+getenv = getattr(os, "getenv", lambda name: None)
+
 STA_IF = 0
 AP_IF = 1
 
-association_ms = int(os.getenv("FAKE_WIFI_ASSOCIATE_MS") or 50)
-down = os.getenv("FAKE_WIFI") == "down"
-hang = os.getenv("FAKE_WIFI") == "hang"
-down_ms = int(os.getenv("FAKE_WIFI_DOWN_MS") or 0)
+association_ms = int(getenv("FAKE_WIFI_ASSOCIATE_MS") or 50)
+down = getenv("FAKE_WIFI") == "down"
+hang = getenv("FAKE_WIFI") == "hang"
+down_ms = int(getenv("FAKE_WIFI_DOWN_MS") or 0)
 
 
 class WLAN:
     def __init__(self, interface=STA_IF):
         self._active = False
         self._connect_started = None
+        self._associated = False
         self._created = time.ticks_ms()
         self.connect_calls = 0
 
@@ -37,21 +43,31 @@ class WLAN:
             while True:
                 time.sleep_ms(1000)
         self._connect_started = time.ticks_ms()
+        self._associated = False
 
     def disconnect(self):
         self._connect_started = None
+        self._associated = False
 
     def isconnected(self):
         if down or self._connect_started is None:
             return False
+        # Once associated, it stays so: the time since connect() is measured
+        # only until then, as ticks_diff reads it wrong after 2**29 ms (a
+        # board's ticks wrap every 2**30 ms), and a link can be up for weeks.
+        if not self._associated:
+            self._associated = self._associating_for(self._connect_started) >= association_ms
+        return self._associated
+
+    def _associating_for(self, started):
         now = time.ticks_ms()
-        since = time.ticks_diff(now, self._connect_started)
+        since = time.ticks_diff(now, started)
         if down_ms:
             # The driver keeps trying while the access point is away: it
             # associates association_ms after the access point is back.
             back = time.ticks_diff(now, self._created) - down_ms
             since = min(since, back)
-        return since >= association_ms
+        return since
 
     def status(self, param=None):
         if param == "rssi":

@@ -7,6 +7,12 @@ from sensors import DRIVERS
 
 _TOPIC_FORBIDDEN = ("/", "+", "#", "\x00")
 
+# The longest wait a setting may ask for: a board's ticks_add refuses an
+# interval of 2**29 ms (6.2 days) or more, and ticks_diff cannot measure one
+# (DESIGN.md, "Time is ticks"). Every setting in seconds that the node turns
+# into a wait in ms is checked by _seconds against it.
+_MAX_WAIT_S = ((1 << 29) - 1) // 1000  # 536870 s
+
 # key: (default, check). A default of _REQUIRED means the board must set it.
 _REQUIRED = object()
 
@@ -22,6 +28,17 @@ def _text(key, value):
 def _whole(key, value, low, high):
     if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
         raise ValueError("board %s must be a whole number from %d to %d, got %r" % (key, low, high, value))
+
+
+def _seconds(key, value, low, high):
+    """A wait in whole seconds from low to high (high at most _MAX_WAIT_S),
+    which the node times with ticks."""
+    if isinstance(value, int) and value > _MAX_WAIT_S:
+        raise ValueError(
+            "board %s must be at most %d s (a board's ticks_add refuses 2**29 ms, 6.2 days), got %r"
+            % (key, _MAX_WAIT_S, value)
+        )
+    _whole(key, value, low, high if high < _MAX_WAIT_S else _MAX_WAIT_S)
 
 
 def _qos(key, value):
@@ -51,9 +68,10 @@ def load(board, secrets=None):
     _text("ROOM", get("ROOM"))
     _text("NODE", get("NODE"))
     _whole("BUFFER", get("BUFFER", 64), 1, 100000)
-    _whole("DIAGNOSTICS_S", get("DIAGNOSTICS_S", 300), 0, 86400)
-    _whole("WATCHDOG_MS", get("WATCHDOG_MS", 0), 0, 3600000)
-    _whole("DEEP_SLEEP_S", get("DEEP_SLEEP_S", 0), 0, 86400 * 7)
+    _seconds("DIAGNOSTICS_S", get("DIAGNOSTICS_S", 300), 0, 86400)
+    _whole("WATCHDOG_MS", get("WATCHDOG_MS", 0), 0, 3600000)  # an hour: far below _MAX_WAIT_S
+    # Up to 6.2 days, not a week: one deep sleep is one wait (see _MAX_WAIT_S).
+    _seconds("DEEP_SLEEP_S", get("DEEP_SLEEP_S", 0), 0, _MAX_WAIT_S)
     _whole("INFLIGHT", get("INFLIGHT", 16), 1, 1024)
     # The largest message held for QoS 1 resend: a Home Assistant config is ~400 B.
     _whole("MAX_PACKET", get("MAX_PACKET", 512), 128, 65536)
@@ -105,7 +123,7 @@ def _store(store):
         raise ValueError("board STORE policy must be 'all' or 'latest', got %r" % (s["policy"],))
     _whole("STORE capacity", s["capacity"], 16, 1000000)
     _whole("STORE flush_every", s["flush_every"], 1, 256)
-    _whole("STORE flush_s", s["flush_s"], 1, 86400)
+    _seconds("STORE flush_s", s["flush_s"], 1, 86400)
     return s
 
 
@@ -136,7 +154,7 @@ def _broker(broker, secrets):
     if not isinstance(b["host"], str) or not b["host"]:
         raise ValueError("board BROKER host must be a host name or address, got %r" % (b["host"],))
     _whole("BROKER port", b["port"], 1, 65535)
-    _whole("BROKER keepalive_s", b["keepalive_s"], 0, 65535)
+    _seconds("BROKER keepalive_s", b["keepalive_s"], 0, 65535)
     _flag("BROKER tls", b["tls"])
     _flag("BROKER clean_session", b["clean_session"])
     for key in ("ca", "cert", "key"):
@@ -173,9 +191,10 @@ def _endpoint(key, value, default_port):
 
 
 def _is_ipv4(text):
-    from dns import is_ipv4  # only boards that name a DNS server load the resolver
-
-    return is_ipv4(text)
+    # dns.is_ipv4's rule, not dns itself: dns imports socket, and a board file
+    # is checked on any runtime, one with no socket too (the 32-bit tests').
+    parts = text.split(".")
+    return len(parts) == 4 and all(0 < len(p) <= 3 and p.isdigit() and int(p) <= 255 for p in parts)
 
 
 def _wifi(wifi, secrets):
@@ -188,7 +207,7 @@ def _wifi(wifi, secrets):
         "password": getattr(secrets, "WIFI_PASSWORD", None) if secrets else None,
         "connect_timeout_s": wifi.get("connect_timeout_s", 20),
     }
-    _whole("WIFI connect_timeout_s", w["connect_timeout_s"], 1, 600)
+    _seconds("WIFI connect_timeout_s", w["connect_timeout_s"], 1, 600)
     return w
 
 
@@ -207,7 +226,7 @@ def _sensor(index, sensor, buses):
     }
     if s["driver"] not in DRIVERS:
         raise ValueError("board %s driver %r is unknown: known are %s" % (key, s["driver"], ", ".join(sorted(DRIVERS))))
-    _whole(key + " period_s", s["period_s"], 1, 86400)
+    _seconds(key + " period_s", s["period_s"], 1, 86400)
     _qos(key + " qos", s["qos"])
     if s["bus"] is not None and s["bus"] not in buses:
         raise ValueError("board %s bus %r is not in I2C or ONEWIRE" % (key, s["bus"]))

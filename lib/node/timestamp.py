@@ -1,11 +1,16 @@
 # Reading times for the JSON payload mode: {"v":21.50,"t":"2026-11-23T08:00:00Z"}.
 #
-# Times are seconds since 2024-01-01T00:00:00Z: a small int on a 32-bit board
-# until 2058, where Unix seconds are already a long int (an allocation per
-# reading). The clock runs on ticks_ms from an anchor, taken at import from
-# the board's clock if that reads a plausible year (the host clock on the
-# Unix port, the RTC kept through deep sleep) and again from each NTP answer.
-# now_s() and format_json() allocate nothing.
+# Times are seconds since 2024-01-01T00:00:00Z: a small int (below 2**30) on
+# a 32-bit board until 2058-01-09T13:37:03Z, where Unix seconds are already a
+# long int (an allocation per reading). The clock runs on ticks_ms from an
+# anchor, taken at import from the board's clock if that reads 2024 or later
+# (the host clock on the Unix port, the RTC kept through deep sleep) and
+# again from each NTP answer. now_s() and format_json() allocate nothing
+# while the time is below 2**30 s since 2024.
+#
+# Dates are this module's own arithmetic, not the time module's: a board's
+# mktime / gmtime are a day late from 2100-03-01 and wrap before 2400 (and
+# differ from the host's), and a reading must say the same date everywhere.
 
 import time
 
@@ -41,25 +46,26 @@ def now_s():
 
 def set_now(unix_seconds):
     """Set the clock (NTP). Returns how far it moved, in s (0 if it was not set)."""
+    return _set_since_2024(unix_seconds - UNIX_2024)
+
+
+def _set_since_2024(seconds):
     global _set, _anchor_s, _anchor_ticks
     before = now_s()
-    _anchor_s = unix_seconds - UNIX_2024
+    _anchor_s = seconds
     _anchor_ticks = ticks_ms()
     moved = _anchor_s - before if _set else 0
-    _set = _anchor_s > 0
+    _set = _anchor_s > 0  # before 2024: a board just powered up, or a server that lost its clock
     return moved
 
 
 def _from_board_clock():
-    # gmtime works in the port's own epoch (1970 or 2000), so the fields say
-    # the time whatever that epoch is.
-    year, month, day, hour, minute, second = time.gmtime(int(time.time()))[:6]
-    if year < 2024:
-        return  # just powered up: not set until NTP
-    global _set, _anchor_s, _anchor_ticks
-    _anchor_s = _days_since_2024(year, month, day) * _DAY_S + hour * 3600 + minute * 60 + second
-    _anchor_ticks = ticks_ms()
-    _set = True
+    # time() counts from the port's epoch: 1970 on the Unix port, 2000 on
+    # ESP32 and RP2040. gmtime(0) names it, and is right on every port; the
+    # date of time() itself would go through the board's calendar, which is
+    # wrong from 2100 (see the top of this file).
+    year, month, day = time.gmtime(0)[:3]
+    _set_since_2024(int(time.time()) + _days_since_2024(year, month, day) * _DAY_S)
 
 
 def _days_since_2024(year, month, day):
@@ -129,11 +135,13 @@ def sync_ntp(host, port, resolve, timeout_ms, log):
     """One SNTP exchange with host, the clock set from it; True when set.
     resolve(host, timeout_ms) -> address. The lookup may take half of
     timeout_ms, the query what is left: the whole stays within it."""
-    from sntp import query  # only boards with NTP pay for its code
-
     deadline = ticks_add(ticks_ms(), timeout_ms)
     try:
         address = resolve(host, timeout_ms // 2)
+        # Loaded once there is an address to ask: only boards with NTP pay
+        # for its code, and a failed lookup needs none of it (nor `socket`).
+        from sntp import query
+
         server_time = query(address, port, max(1, ticks_diff(deadline, ticks_ms())))
     except OSError as e:
         log("ntp: %s" % (e,))

@@ -1,7 +1,8 @@
 # The node's parts with no broker: fixed-point formatting, the offline ring,
 # the board-file checks, Home Assistant discovery configs and Wi-Fi
 # association (against the Unix port's fake `network`, on synthetic ticks).
-# Runs on CPython and on the Unix port.
+# Runs on CPython, the Unix port and the 32-bit runtime (a board's 2**30 ms
+# tick period: its ticks_add refuses 2**29 ms or more).
 import json
 import os
 import sys
@@ -369,6 +370,18 @@ BAD_BOARDS = (
     ("DIAGNOSTICS_S -1", board(DIAGNOSTICS_S=-1), ("DIAGNOSTICS_S", "-1")),
     ("WATCHDOG_MS text", board(WATCHDOG_MS="8000"), ("WATCHDOG_MS", "'8000'")),
     ("DEEP_SLEEP_S True", board(DEEP_SLEEP_S=True), ("DEEP_SLEEP_S", "True")),
+    # Waits a board's ticks_add refuses (2**29 ms, 6.2 days, or more).
+    ("DEEP_SLEEP_S a week", board(DEEP_SLEEP_S=604800), ("DEEP_SLEEP_S", "604800", "2**29 ms")),
+    ("DEEP_SLEEP_S 2**29 ms", board(DEEP_SLEEP_S=536871), ("DEEP_SLEEP_S", "536871", "2**29 ms")),
+    ("DIAGNOSTICS_S a week", board(DIAGNOSTICS_S=604800), ("DIAGNOSTICS_S", "604800", "2**29 ms")),
+    ("DIAGNOSTICS_S a day and 1 s", board(DIAGNOSTICS_S=86401), ("DIAGNOSTICS_S", "86401")),
+    ("period a week", board(SENSORS=[sensor(period_s=604800)]), ("SENSORS[0] period_s", "604800", "2**29 ms")),
+    ("STORE flush_s a week", board(STORE={"path": "/s", "flush_s": 604800}), ("STORE flush_s", "604800")),
+    (
+        "WIFI timeout a week",
+        board(WIFI={"ssid": "house", "connect_timeout_s": 604800}),
+        ("WIFI connect_timeout_s", "604800"),
+    ),
     ("DISCOVERY 'yes'", board(DISCOVERY="yes"), ("DISCOVERY", "'yes'")),
     ("PAYLOAD 'xml'", board(PAYLOAD="xml"), ("PAYLOAD", "'xml'")),
     ("SAFE_MODE_PIN 'boot'", board(SAFE_MODE_PIN="boot"), ("SAFE_MODE_PIN", "'boot'")),
@@ -412,6 +425,36 @@ def test_config_every_bad_value_is_a_valueerror_naming_key_and_value():
             if fragment not in message:
                 failures.append("%s: %r not in %r" % (what, fragment, message))
     assert not failures, "\n".join(failures)
+
+
+def test_config_longest_waits_fit_a_boards_ticks_add():
+    # Each setting the node turns into a wait, at the most config allows:
+    # below 2**29 ms, so ticks_add takes it on a board (and on compat, which
+    # refuses what a board refuses) and ticks_diff can measure it.
+    c = config.load(
+        board(
+            DIAGNOSTICS_S=86400,
+            DEEP_SLEEP_S=536870,
+            WATCHDOG_MS=3600000,
+            BROKER=broker(keepalive_s=65535),
+            WIFI={"ssid": "house", "connect_timeout_s": 600},
+            STORE={"path": "/s", "flush_s": 86400},
+            SENSORS=[sensor(period_s=86400)],
+        )
+    )
+    waits_ms = (
+        c["DIAGNOSTICS_S"] * 1000,
+        c["DEEP_SLEEP_S"] * 1000,
+        c["WATCHDOG_MS"],
+        c["BROKER"]["keepalive_s"] * 1000,
+        c["WIFI"]["connect_timeout_s"] * 1000,
+        c["STORE"]["flush_s"] * 1000,
+        c["SENSORS"][0]["period_s"] * 1000,
+    )
+    before_wrap = ticks_add(0, -1)
+    for ms in waits_ms:
+        assert ms < 1 << 29, ms
+        assert ticks_diff(ticks_add(before_wrap, ms), before_wrap) == ms
 
 
 def test_config_broker_without_host_is_named():
@@ -676,12 +719,22 @@ def with_fake_network(down, association_ms, fn):
         network.time, network.down, network.association_ms = saved
 
 
-def make_wifi(network, clock, logs, timeout_ms=1000):
-    wifi = Wifi("house", "secret", timeout_ms, network_module=network, log=logs.append)
-    # Wifi takes its first retry time from the real clock: start the
-    # synthetic one from there, so that the first poll is not "early".
-    clock.now = ticks_ms()
-    return wifi
+def make_wifi(network, clock, logs, timeout_ms=1000, start=None):
+    """A Wifi on the fake network, its synthetic clock at start (default:
+    now on the real clock)."""
+    clock.now = ticks_ms() if start is None else start
+    return Wifi("house", "secret", timeout_ms, network_module=network, log=logs.append)
+
+
+def advance(clock, ms, step_ms, poll=None):
+    """Moves the synthetic clock ms forward in steps of step_ms (a board's
+    ticks_add takes less than 2**29 ms at once), calling poll(now) after each."""
+    while ms > 0:
+        step = step_ms if step_ms < ms else ms
+        clock.now = ticks_add(clock.now, step)
+        ms -= step
+        if poll is not None:
+            poll(clock.now)
 
 
 def _associates_within_deadline(network, clock):
@@ -809,14 +862,21 @@ def _up(network, clock, wifi):
     return False
 
 
-def _reassociates_after(network, clock, up_for_ms):
+def _reassociates_after(network, clock, up_for_ms, poll_every_ms):
     logs = []
     wifi = make_wifi(network, clock, logs)
     assert _up(network, clock, wifi)
     assert wifi.wlan.connect_calls == 1
-    # The access point drops us after up_for_ms of service.
+
+    def stays_up(now):
+        assert wifi.poll(now) is True
+        assert wifi.wlan.connect_calls == 1
+
+    # up_for_ms of service, the node's loop polling all along.
+    advance(clock, up_for_ms, poll_every_ms, stays_up)
+    # Then the access point drops us.
     network.down = True
-    clock.now = ticks_add(clock.now, up_for_ms)
+    clock.now = ticks_add(clock.now, 10)
     assert wifi.poll(clock.now) is False
     assert wifi.wlan.connect_calls == 2, "no new association attempt after %d ms up" % up_for_ms
     assert _up(network, clock, wifi)
@@ -824,15 +884,116 @@ def _reassociates_after(network, clock, up_for_ms):
 
 
 def test_wifi_reassociates_at_once_when_the_link_drops():
-    with_fake_network(False, 50, lambda network, clock: _reassociates_after(network, clock, 10000))
+    with_fake_network(False, 50, lambda network, clock: _reassociates_after(network, clock, 10000, 1000))
+
+
+WEEK_MS = 7 * 24 * 3600 * 1000  # 604800000: over 2**29 ms, under 2**30 (a small int on a board)
 
 
 def test_wifi_reassociates_at_once_after_a_week_up():
     # Boards (and compat on CPython) have 2**30 ms ticks: ticks_diff is only
     # meaningful within 2**29 ms (6.2 days). A retry time left over from
-    # boot must not read as "in the future" a week later.
-    week_ms = 7 * 24 * 3600 * 1000
-    with_fake_network(False, 50, lambda network, clock: _reassociates_after(network, clock, week_ms))
+    # boot must not read as "in the future" a week later. The week passes
+    # a minute per poll: 10080 polls, the ticks wrapping on the way.
+    with_fake_network(False, 50, lambda network, clock: _reassociates_after(network, clock, WEEK_MS, 60000))
+
+
+def _retries_after_a_week_unpolled(network, clock):
+    logs = []
+    wifi = make_wifi(network, clock, logs, timeout_ms=1000)
+    wifi.poll(clock.now)
+    clock.now = ticks_add(clock.now, 1000)
+    wifi.poll(clock.now)
+    assert wifi.failures == 1 and wifi.wlan.connect_calls == 1  # waiting 0.5..1 s to retry
+    # No poll for a week (the loop stuck in something without a watchdog):
+    # the retry is long overdue, not 5 days away as ticks_diff alone reads it.
+    advance(clock, WEEK_MS, 1 << 28)
+    assert wifi.poll(clock.now) is False
+    assert wifi.wlan.connect_calls == 2
+    # The same for the association deadline: over, not days away.
+    advance(clock, WEEK_MS, 1 << 28)
+    wifi.poll(clock.now)
+    assert wifi.failures == 2
+    assert "no association with 'house' within 1000 ms" in logs[-1], logs
+
+
+def test_wifi_retries_at_once_after_a_week_without_a_poll():
+    with_fake_network(True, 50, _retries_after_a_week_unpolled)
+
+
+def test_wifi_refuses_a_deadline_ticks_cannot_measure():
+    def make(timeout_ms):
+        return lambda network, clock: make_wifi(network, clock, [], timeout_ms)
+
+    for bad in (0, -1, 1 << 29, 1.5):
+        try:
+            with_fake_network(False, 50, make(bad))
+        except ValueError as e:
+            assert "connect_timeout_ms" in str(e) and repr(bad) in str(e), str(e)
+            continue
+        raise AssertionError("Wifi accepted connect_timeout_ms=%r" % (bad,))
+    assert with_fake_network(False, 50, make((1 << 29) - 1)).connect_timeout_ms == (1 << 29) - 1
+
+
+def _attempts(network, clock, wifi, span_ms, step_ms):
+    """Polls every step_ms for span_ms; returns the offsets (ms from the
+    first poll, measured across any wrap) of each wlan.connect call and of
+    each attempt given up."""
+    start = clock.now
+    connects, failures = [], []
+    calls, failed = wifi.wlan.connect_calls, wifi.failures
+    for _ in range(span_ms // step_ms):
+        wifi.poll(clock.now)
+        if wifi.wlan.connect_calls != calls:
+            calls = wifi.wlan.connect_calls
+            connects.append(ticks_diff(clock.now, start))
+        if wifi.failures != failed:
+            failed = wifi.failures
+            failures.append(ticks_diff(clock.now, start))
+        clock.now = ticks_add(clock.now, step_ms)
+    return connects, failures
+
+
+def _check_attempts(connects, failures, timeout_ms, step_ms, context):
+    # Each attempt is given up at its deadline (the polls land on it), and
+    # the next starts after the backoff: Backoff(1000, 60000) waits half to
+    # all of 1 s, 2 s, 4 s ... (no burst), and no later than a poll after (no stall).
+    backoff_ms = 1000
+    for k in range(len(failures)):
+        assert failures[k] - connects[k] == timeout_ms, (context, connects, failures)
+        if k + 1 < len(connects):
+            waited = connects[k + 1] - failures[k]
+            assert backoff_ms // 2 <= waited <= backoff_ms + step_ms, (context, k, connects, failures)
+        backoff_ms = min(backoff_ms * 2, 60000)
+    assert len(failures) in (len(connects), len(connects) - 1), (context, connects, failures)
+
+
+def _across_the_wrap(network, clock):
+    # 20 s of failing association from before_wrap_ms short of the wrap:
+    # the wrap falls in the first deadline (500), the first backoff wait
+    # (1500), the second attempt (2700) and the second wait (4000).
+    # At 2**30 (a board, the 32-bit runtime, compat) and 2**62 (the Unix port).
+    for before_wrap_ms in (500, 1500, 2700, 4000):
+        network.down = True
+        wifi = make_wifi(network, clock, [], timeout_ms=1000, start=ticks_add(0, -before_wrap_ms))
+        connects, failures = _attempts(network, clock, wifi, 20000, 10)
+        _check_attempts(connects, failures, 1000, 10, before_wrap_ms)
+        # Attempts start by 1.5, 3.5, 6.5 and 11.5 s at the earliest, 2, 5, 10 and 19 s at the latest.
+        assert len(connects) in (4, 5), (before_wrap_ms, connects)
+        # The access point comes back: up within one backoff and one association.
+        network.down = False
+        up = False
+        for _ in range(1700):
+            clock.now = ticks_add(clock.now, 10)
+            if wifi.poll(clock.now):
+                up = True
+                break
+        assert up, (before_wrap_ms, connects, failures)
+        assert wifi.reconnects == 1 and wifi.backoff.attempts == 0
+
+
+def test_wifi_deadline_and_backoff_hold_across_the_tick_wrap():
+    with_fake_network(True, 50, _across_the_wrap)
 
 
 # ---- DNS from DHCP ---------------------------------------------------------
@@ -856,6 +1017,10 @@ class AssociatedWifi:
 
 
 def test_node_resolves_through_the_dns_server_dhcp_gave_the_wifi():
+    try:
+        import socket  # noqa: F401 - only asking whether the runtime has one
+    except ImportError:
+        support.skip("the node's resolver (lib/dns.py) needs `socket`, which this runtime has not")
     from node.node import Node
 
     node = Node(config.load(board(WIFI={"ssid": "house"})), wifi=AssociatedWifi("192.0.2.53"), log=lambda line: None)
@@ -863,8 +1028,11 @@ def test_node_resolves_through_the_dns_server_dhcp_gave_the_wifi():
     node.step()
     assert node.resolver.server == "192.0.2.53"
     # A board's own DNS setting wins over DHCP's.
-    node = Node(config.load(board(WIFI={"ssid": "house"}, DNS="192.0.2.1:5353")), wifi=AssociatedWifi("192.0.2.53"),
-                log=lambda line: None)
+    node = Node(
+        config.load(board(WIFI={"ssid": "house"}, DNS="192.0.2.1:5353")),
+        wifi=AssociatedWifi("192.0.2.53"),
+        log=lambda line: None,
+    )
     node.step()
     assert (node.resolver.server, node.resolver.port) == ("192.0.2.1", 5353)
 

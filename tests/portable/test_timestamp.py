@@ -1,25 +1,44 @@
 # The JSON payload mode: value plus the UTC time the reading was taken.
-import time
-
+# The expected dates come from this file (fixed strings, and a calendar walk
+# written apart from timestamp.py's), never from the runtime's time module:
+# a board's mktime / gmtime are a day late from 2100-03-01 and wrap before
+# 2400, and the clock of the machine running the tests may be anything.
 from compat import ticks_add, ticks_ms
 from node.timestamp import UNIX_2024, format_json, now_s
 from support import allocated_by, heap_locked
 
+# (seconds since 2024-01-01T00:00:00Z, the date they are), from CPython's
+# calendar.timegm (proleptic Gregorian): the leap days of 2024 and 2104, none
+# in 2100, 2200 or 2300, one in 2400; and the last second a 32-bit board
+# holds as a small int (2**30 - 1).
+PINNED_DATES = (
+    (1, b"2024-01-01T00:00:01Z"),
+    (5140800, b"2024-02-29T12:00:00Z"),
+    (91870320, b"2026-11-29T07:32:00Z"),
+    ((1 << 30) - 1, b"2058-01-09T13:37:03Z"),
+    (2398377599, b"2099-12-31T23:59:59Z"),
+    (2403475199, b"2100-02-28T23:59:59Z"),
+    (2403475200, b"2100-03-01T00:00:00Z"),
+    (2429913600, b"2101-01-01T00:00:00Z"),
+    (2529642600, b"2104-02-29T06:30:00Z"),
+    (5559148800, b"2200-03-01T00:00:00Z"),
+    (8714822399, b"2300-02-28T23:59:59Z"),
+    (11865398399, b"2399-12-31T23:59:59Z"),
+    (11870582399, b"2400-02-29T23:59:59Z"),
+    (11870582400, b"2400-03-01T00:00:00Z"),
+    (11897020800, b"2401-01-01T00:00:00Z"),
+)
 
-def _epoch(year, month, day, hour, minute, second):
-    fields = (year, month, day, hour, minute, second, 0, 0, 0)
-    try:
-        from calendar import timegm  # CPython: mktime would apply the local zone
-    except ImportError:
-        return time.mktime(fields)  # MicroPython: mktime is UTC
-    return timegm(fields)
+
+def _time_of(buf, taken):
+    n = format_json(buf, 0, 0, taken)
+    return bytes(buf[12 : n - 2])  # between {"v":0,"t":" and "}
 
 
 def test_json_with_time():
     buf = bytearray(64)
-    taken = _epoch(2026, 11, 23, 8, 0, 5) - UNIX_2024
-    n = format_json(buf, 2150, 2, taken)
-    assert bytes(buf[:n]) == b'{"v":21.50,"t":"2026-11-23T08:00:05Z"}'
+    n = format_json(buf, 2150, 2, 91870325)
+    assert bytes(buf[:n]) == b'{"v":21.50,"t":"2026-11-29T07:32:05Z"}'
 
 
 def test_json_negative_value_and_no_time():
@@ -28,38 +47,129 @@ def test_json_negative_value_and_no_time():
     assert bytes(buf[:n]) == b'{"v":-0.5}'
 
 
-def test_dates_agree_with_gmtime_from_2024_to_2100():
-    # Every 7 days and 13 hours: all weekdays, hours, months and leap days come round.
+def test_dates_past_2100_are_pinned():
     buf = bytearray(64)
-    taken = 1
-    while taken < _epoch(2100, 3, 1, 0, 0, 0) - UNIX_2024:
-        n = format_json(buf, 0, 0, taken)
-        fields = time.gmtime(taken + UNIX_2024)[:6]
-        assert bytes(buf[12:n - 2]) == b"%04d-%02d-%02dT%02d:%02d:%02dZ" % fields, (taken, bytes(buf[:n]))
+    for taken, expected in PINNED_DATES:
+        assert _time_of(buf, taken) == expected, (taken, _time_of(buf, taken), expected)
+
+
+def _days_in_month(year, month):
+    if month == 2:
+        leap = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)  # Gregorian rule
+        return 29 if leap else 28
+    return 30 if month in (4, 6, 9, 11) else 31
+
+
+class _Calendar:
+    """A date and time that walks forward field by field: slow, and nothing
+    like timestamp.py's day arithmetic, so the two check each other."""
+
+    def __init__(self):
+        self.fields = [2024, 1, 1, 0, 0, 0]  # year, month, day, hour, minute, second
+
+    def advance(self, days, hours, minutes, seconds):
+        f = self.fields
+        f[5] += seconds
+        f[4] += minutes + f[5] // 60
+        f[5] %= 60
+        f[3] += hours + f[4] // 60
+        f[4] %= 60
+        f[2] += days + f[3] // 24
+        f[3] %= 24
+        while f[2] > _days_in_month(f[0], f[1]):
+            f[2] -= _days_in_month(f[0], f[1])
+            f[1] += 1
+            if f[1] > 12:
+                f[0] += 1
+                f[1] = 1
+
+    def text(self):
+        return b"%04d-%02d-%02dT%02d:%02d:%02dZ" % tuple(self.fields)
+
+
+def test_dates_agree_with_a_calendar_walk_from_2024_to_2401():
+    # Every 7 days, 13 hours and 61 s: every weekday, hour, minute, second
+    # and month comes round, and the century years 2100, 2200, 2300 and 2400.
+    buf = bytearray(64)
+    walk = _Calendar()
+    taken = 0
+    while walk.fields[0] < 2401:
+        walk.advance(7, 13, 1, 1)
         taken += 7 * 86400 + 13 * 3600 + 61
+        assert _time_of(buf, taken) == walk.text(), (taken, _time_of(buf, taken), walk.text())
 
 
-def test_leap_days():
-    buf = bytearray(64)
-    for year, month, day in ((2024, 2, 29), (2028, 2, 29), (2100, 3, 1), (2400, 2, 29)):
-        n = format_json(buf, 0, 0, _epoch(year, month, day, 23, 59, 59) - UNIX_2024)
-        assert bytes(buf[12:n - 2]) == b"%04d-%02d-%02dT23:59:59Z" % (year, month, day)
+class _BoardTime:
+    """A stand-in for the time module: the board's clock at `now` in its
+    port's epoch (gmtime(0) is all timestamp.py reads of its calendar)."""
+
+    def __init__(self, epoch_year, now):
+        self.epoch_year = epoch_year
+        self.now = now
+
+    def time(self):
+        return self.now
+
+    def gmtime(self, seconds):
+        if seconds != 0:
+            raise AssertionError("timestamp.py read the board's calendar at %r" % (seconds,))
+        return (self.epoch_year, 1, 1, 0, 0, 0, 3 if self.epoch_year == 1970 else 5, 1)
 
 
-def test_host_clock_counts_as_set():
-    assert abs(now_s() + UNIX_2024 - time.time()) <= 2
+def _with_board_clock(board_time, fn):
+    from node import timestamp
+
+    saved = (timestamp.time, timestamp._set, timestamp._anchor_s, timestamp._anchor_ticks)
+    timestamp.time = board_time
+    try:
+        timestamp._from_board_clock()
+        return fn()
+    finally:
+        timestamp.time, timestamp._set, timestamp._anchor_s, timestamp._anchor_ticks = saved
+
+
+def _date_now():
+    return _time_of(bytearray(64), now_s())
+
+
+def test_board_clock_counts_as_set_in_either_epoch():
+    # 2026-11-29T07:32:00Z, as the Unix port (1970) and ESP32 / RP2040 (2000) count it.
+    for epoch_year, now in ((1970, 1795937520), (2000, 849252720)):
+        date = _with_board_clock(_BoardTime(epoch_year, now), _date_now)
+        assert date in (b"2026-11-29T07:32:00Z", b"2026-11-29T07:32:01Z"), (epoch_year, date)
+
+
+def test_board_clock_past_2100_is_dated_by_our_calendar():
+    # 2100-03-01T00:00:00Z in Unix seconds: a board's gmtime says 2100-03-02.
+    date = _with_board_clock(_BoardTime(1970, UNIX_2024 + 2403475200), _date_now)
+    assert date in (b"2100-03-01T00:00:00Z", b"2100-03-01T00:00:01Z"), date
+
+
+def test_board_clock_before_2024_is_not_set():
+    # A board just powered up reads its epoch: readings go out without a time until NTP.
+    for epoch_year, now in ((2000, 0), (2000, 3600), (1970, UNIX_2024 - 1)):
+        assert _with_board_clock(_BoardTime(epoch_year, now), now_s) == 0, (epoch_year, now)
 
 
 def test_now_and_format_allocate_nothing():
+    # Up to 2**30 - 1 s since 2024 every value is a small int on a 32-bit
+    # board: the fixed times prove the date path, now_s() the clock's (set
+    # from a board clock here, whatever the host's reads).
     buf = bytearray(64)
 
     def readings():
         for i in range(100):
             format_json(buf, 2150 + i, 2, now_s())
+            format_json(buf, -2150 - i, 2, 1 + i * 10737418)  # 2024 to 2058
+        format_json(buf, 0, 0, (1 << 30) - 1)
 
-    readings()
-    assert allocated_by(readings) == 0
-    heap_locked(readings)
+    def check():
+        assert now_s() > 0
+        readings()  # warm-up
+        assert allocated_by(readings) == 0
+        heap_locked(readings)
+
+    _with_board_clock(_BoardTime(1970, UNIX_2024 + 91870320), check)
 
 
 def test_set_now_sets_the_clock_and_says_how_far_it_moved():
@@ -67,13 +177,15 @@ def test_set_now_sets_the_clock_and_says_how_far_it_moved():
 
     saved = (timestamp._set, timestamp._anchor_s, timestamp._anchor_ticks)
     try:
-        target = _epoch(2031, 5, 31, 12, 0, 0)
-        moved = timestamp.set_now(target)
-        assert abs(moved - (target - time.time())) <= 2
-        assert 0 <= now_s() - (target - UNIX_2024) <= 1
+        timestamp._set = False
+        target = UNIX_2024 + 233928000  # 2031-05-31T12:00:00Z
+        assert timestamp.set_now(target) == 0  # not set before: nothing to compare with
+        assert now_s() - 233928000 in (0, 1)
+        assert _date_now() in (b"2031-05-31T12:00:00Z", b"2031-05-31T12:00:01Z")
         assert timestamp.set_now(target + 10) in (10, 9)
+        assert timestamp.set_now(target - 3600) in (-3610, -3611)
         # An answer from before 2024 (a server that lost its clock) does not count as set.
-        timestamp.set_now(_epoch(2001, 1, 1, 0, 0, 0))
+        timestamp.set_now(978307200)  # 2001-01-01T00:00:00Z
         assert now_s() == 0
     finally:
         timestamp._set, timestamp._anchor_s, timestamp._anchor_ticks = saved
