@@ -9,6 +9,7 @@ import socket
 import struct
 
 from compat import const, ticks_add, ticks_diff, ticks_ms
+from ipv4 import is_ipv4
 from netcompat import POLLIN, poll_ready
 
 _HEADER_SIZE = const(12)
@@ -129,12 +130,6 @@ def _receive(sock, poller, until, query_id, question):
         answer = _answer(reply, query_id, question)
         if answer is not None:
             return answer
-
-
-def is_ipv4(text):
-    """True for a dotted-quad IPv4 literal: "192.168.1.10"."""
-    parts = text.split(".")
-    return len(parts) == 4 and all(0 < len(p) <= 3 and p.isdigit() and int(p) <= 255 for p in parts)
 
 
 def _question(host):

@@ -191,10 +191,9 @@ def _endpoint(key, value, default_port):
 
 
 def _is_ipv4(text):
-    # dns.is_ipv4's rule, not dns itself: dns imports socket, and a board file
-    # is checked on any runtime, one with no socket too (the 32-bit tests').
-    parts = text.split(".")
-    return len(parts) == 4 and all(0 < len(p) <= 3 and p.isdigit() and int(p) <= 255 for p in parts)
+    from ipv4 import is_ipv4  # only boards that name a DNS server load it
+
+    return is_ipv4(text)
 
 
 def _wifi(wifi, secrets):
