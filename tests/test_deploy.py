@@ -165,6 +165,26 @@ def test_board_without_an_architecture_is_an_error(tmp_path, secrets_file):
         deploy.plan("mystery", {}, root=str(tmp_path), secrets_path=secrets_file)
 
 
+@pytest.mark.parametrize(
+    "setting, message",
+    [
+        ('BROKER = {"host": "192.0.2.1", "port": 70000}', "BROKER port must be a whole number from 1 to 65535"),
+        ('SENSORS = [{"driver": "sim_temperature", "qos": 3}]', "SENSORS[0] qos must be 0, 1 or 2, got 3"),
+        ("BUFER = 512", "unknown 'BUFER' (did you mean 'BUFFER'?"),
+    ],
+)
+def test_a_board_the_node_would_refuse_is_refused_before_anything_is_copied(setting, message, tmp_path, secrets_file):
+    (tmp_path / "boards").mkdir()
+    with open(os.path.join(ROOT, "boards", "esp32_devkit.py")) as f:
+        (tmp_path / "boards" / "broken.py").write_text(f.read() + '\nARCH = "xtensawin"\n' + setting + "\n")
+    build = tmp_path / "build"
+    with pytest.raises(deploy.DeployError) as refused:
+        deploy.plan("broken", {}, root=str(tmp_path), build_dir=str(build), secrets_path=secrets_file)
+    assert "boards/broken.py would stop the board at boot" in str(refused.value)
+    assert message in str(refused.value)
+    assert not build.exists()  # nothing compiled, nothing to copy
+
+
 def test_dry_run_touches_no_board(secrets_file, tmp_path):
     result = run_deploy(
         "--board", "pico_w", "--dry-run", "--secrets", secrets_file, "--build-dir", str(tmp_path / "build")
@@ -435,7 +455,8 @@ def test_a_tls_file_may_not_overwrite_what_deploy_puts_on_the_board(tmp_path, se
     (root / "boards" / "tls").mkdir(parents=True)
     (root / "boards" / "tls" / "main.py").write_text("not a firmware")
     (root / "boards" / "rogue.py").write_text(
-        'ARCH = "armv6m"\nBROKER = {"host": "broker.lan", "tls": True, "ca": "/main.py"}\n'
+        'ARCH = "armv6m"\nROOM = "attic"\nNODE = "rogue"\nSENSORS = [{"driver": "sim_temperature"}]\n'
+        'BROKER = {"host": "broker.lan", "tls": True, "ca": "/main.py"}\n'
     )
     with pytest.raises(deploy.DeployError, match="'/main.py', which would overwrite"):
         deploy.plan("rogue", {}, root=str(root), build_dir=str(tmp_path / "build"), secrets_path=secrets_file)

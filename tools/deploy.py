@@ -73,6 +73,23 @@ def load_board(name, root=ROOT):
     return module
 
 
+def check_board(name, board, secrets_path):
+    """The checks the board runs at boot (node.config), run here first: a
+    board with port 70000 or qos 3 is refused before anything is copied."""
+    lib = os.path.join(ROOT, "lib")
+    if lib not in sys.path:
+        sys.path.insert(0, lib)
+    from node import config
+
+    spec = importlib.util.spec_from_file_location("secrets_of_" + name, secrets_path)
+    secrets = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(secrets)
+    try:
+        return config.load(board, secrets)
+    except ValueError as e:
+        raise DeployError("boards/%s.py would stop the board at boot: %s" % (name, e))
+
+
 def board_arch(name, board):
     arch = getattr(board, "ARCH", None) or ARCHITECTURES.get(name)
     if not arch:
@@ -146,6 +163,7 @@ def build(board_name, root=ROOT, build_dir=None, secrets_path=None):
     secrets_path = secrets_path or os.path.join(root, "boards", "secrets.py")
     if not os.path.isfile(secrets_path):
         raise DeployError(secrets_help(secrets_path))
+    check_board(board_name, board, secrets_path)
     build_dir = build_dir or os.path.join(root, "build", board_name)
     files = compile_lib(arch, root, build_dir)
     files += [

@@ -3,7 +3,7 @@
 # mistake fails at boot with the key and the value, not hours later.
 
 from compat import getenv
-from sensors import DRIVERS
+from sensors import DRIVERS, driver_class
 
 _TOPIC_FORBIDDEN = ("/", "+", "#", "\x00")
 
@@ -15,6 +15,65 @@ _MAX_WAIT_S = ((1 << 29) - 1) // 1000  # 536870 s
 
 # key: (default, check). A default of _REQUIRED means the board must set it.
 _REQUIRED = object()
+
+# Every setting a board file may have, at the top and in each dict: a
+# misspelt one ("BUFER", "perod_s") would otherwise be ignored, silently.
+# MODEL names the hardware (Home Assistant's device model); ARCH is
+# tools/deploy.py's (the mpy-cross architecture).
+_BOARD_KEYS = (
+    "PREFIX", "ROOM", "NODE", "MODEL", "ARCH", "BUFFER", "DIAGNOSTICS_S", "WATCHDOG_MS", "DEEP_SLEEP_S",
+    "INFLIGHT", "MAX_PACKET", "DISCOVERY", "PAYLOAD", "SAFE_MODE_PIN", "STORE", "BROKER", "WIFI", "DNS",
+    "NTP", "I2C", "ONEWIRE", "SENSORS",
+)  # fmt: skip
+_BROKER_KEYS = ("host", "port", "tls", "ca", "cert", "key", "keepalive_s", "username", "clean_session")
+_WIFI_KEYS = ("ssid", "connect_timeout_s")
+_STORE_KEYS = ("path", "capacity", "policy", "flush_every", "flush_s")
+_SENSOR_KEYS = ("driver", "bus", "pin", "params", "prefix", "period_s", "qos")
+_BUS_KEYS = {"I2C": ("id", "scl", "sda", "freq"), "ONEWIRE": ("pin",)}
+
+
+def _closest(name, known):
+    """The known name fewest edits away: a letter added, dropped, changed,
+    or two next to each other swapped ("sad" is one swap from "sda")."""
+    best, best_distance = None, 1 << 30
+    for candidate in known:
+        distance = _edits(name, candidate)
+        if distance < best_distance:
+            best, best_distance = candidate, distance
+    return best
+
+
+def _edits(a, b):
+    # Optimal string alignment distance, row by row.
+    before, previous = None, list(range(len(b) + 1))
+    for i in range(1, len(a) + 1):
+        current = [i] + [0] * len(b)
+        for j in range(1, len(b) + 1):
+            cost = 0 if a[i - 1] == b[j - 1] else 1
+            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + cost)
+            if before is not None and i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                current[j] = min(current[j], before[j - 2] + 1)
+        before, previous = previous, current
+    return previous[len(b)]
+
+
+def _known_keys(where, names, known):
+    """ValueError for the first of names that is not in known, naming the
+    closest known one."""
+    for name in names:
+        if name in known:
+            continue
+        if not known:
+            raise ValueError("board %s: unknown %r (it takes none)" % (where, name))
+        raise ValueError(
+            "board %s: unknown %r (did you mean %r? known: %s)" % (where, name, _closest(name, known), ", ".join(known))
+        )
+
+
+def _settings_of(board):
+    # A board file's settings are its names in capitals; its imports and
+    # helpers (lower case, or _private) are not.
+    return [name for name in dir(board) if name[:1].isupper() and name.upper() == name]
 
 
 def _text(key, value):
@@ -56,6 +115,7 @@ def load(board, secrets=None):
     merged in, and MQTT_HOST / MQTT_PORT from the environment (where there
     is one) taking precedence over the board's broker."""
     c = {}
+    _known_keys("file", _settings_of(board), _BOARD_KEYS)
 
     def get(key, default=_REQUIRED):
         value = getattr(board, key, default)
@@ -97,7 +157,11 @@ def load(board, secrets=None):
         if not isinstance(value, dict):
             raise ValueError("board %s must be a dict of bus name -> settings, got %r" % (kind, value))
         for name in value:
-            buses[name] = (kind, value[name])
+            settings = value[name]
+            if not isinstance(settings, dict):
+                raise ValueError("board %s %r must be a dict of settings, got %r" % (kind, name, settings))
+            _known_keys("%s %r" % (kind, name), settings, _BUS_KEYS[kind])
+            buses[name] = (kind, settings)
     c["BUSES"] = buses
     sensors = get("SENSORS")
     if not isinstance(sensors, (list, tuple)) or not sensors:
@@ -112,6 +176,7 @@ def _store(store):
         return None
     if not isinstance(store, dict) or not isinstance(store.get("path"), str):
         raise ValueError("board STORE must be None or a dict with a 'path' string, got %r" % (store,))
+    _known_keys("STORE", store, _STORE_KEYS)
     s = {
         "path": store["path"],
         "capacity": store.get("capacity", 2048),
@@ -130,6 +195,7 @@ def _store(store):
 def _broker(broker, secrets):
     if not isinstance(broker, dict):
         raise ValueError("board BROKER must be a dict, got %r" % (broker,))
+    _known_keys("BROKER", broker, _BROKER_KEYS)
     b = {
         "host": broker.get("host"),
         "port": broker.get("port", 8883 if broker.get("tls") else 1883),
@@ -170,6 +236,12 @@ def _broker(broker, secrets):
             raise ValueError("board BROKER %s is set but tls is not True" % key)
     if (b["cert"] is None) != (b["key"] is None):
         raise ValueError("board BROKER cert and key go together: set both or neither")
+    if b["password"] is not None and b["username"] is None:
+        # 3.1.1 section 3.1.2.9: the password flag needs the user name flag.
+        raise ValueError(
+            "secrets MQTT_PASSWORD is set but board BROKER has no username: MQTT 3.1.1 sends a password only "
+            "with a user name; add BROKER 'username' or set MQTT_PASSWORD = None"
+        )
     return b
 
 
@@ -201,6 +273,7 @@ def _wifi(wifi, secrets):
         return None
     if not isinstance(wifi, dict) or not isinstance(wifi.get("ssid"), str):
         raise ValueError("board WIFI must be None or a dict with an 'ssid' string, got %r" % (wifi,))
+    _known_keys("WIFI", wifi, _WIFI_KEYS)
     w = {
         "ssid": wifi["ssid"],
         "password": getattr(secrets, "WIFI_PASSWORD", None) if secrets else None,
@@ -214,6 +287,7 @@ def _sensor(index, sensor, buses):
     key = "SENSORS[%d]" % index
     if not isinstance(sensor, dict) or not isinstance(sensor.get("driver"), str):
         raise ValueError("board %s must be a dict with a 'driver' name, got %r" % (key, sensor))
+    _known_keys(key, sensor, _SENSOR_KEYS)
     s = {
         "driver": sensor["driver"],
         "bus": sensor.get("bus", None),
@@ -231,6 +305,9 @@ def _sensor(index, sensor, buses):
         raise ValueError("board %s bus %r is not in I2C or ONEWIRE" % (key, s["bus"]))
     if not isinstance(s["params"], dict):
         raise ValueError("board %s params must be a dict, got %r" % (key, s["params"]))
+    # The driver's own parameters (its PARAMS): a wrong name would otherwise
+    # fail in the node's loop, again and again, as a TypeError.
+    _known_keys("%s params of %s" % (key, s["driver"]), s["params"], driver_class(s["driver"]).PARAMS)
     if s["prefix"]:
         _text(key + " prefix", s["prefix"])
     return s

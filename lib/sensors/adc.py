@@ -18,6 +18,9 @@ class ADC:
     DEVICE_CLASSES = ("voltage",)
     DECIMALS = (3,)
 
+    # What a board file's params may set (node.config checks the names at boot).
+    PARAMS = ("channel", "unit", "device_class", "decimals", "low", "high", "raw_low", "raw_high", "samples", "clamp")
+
     def __init__(
         self,
         adc,

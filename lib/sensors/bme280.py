@@ -60,6 +60,9 @@ class BME280:
     DEVICE_CLASSES = ("temperature", "humidity", "atmospheric_pressure")
     DECIMALS = (2, 1, 1)
 
+    # What a board file's params may set (node.config checks the names at boot).
+    PARAMS = ("address", "oversampling")
+
     def __init__(self, i2c, address=0x76, oversampling=1):
         code = _OVERSAMPLING_CODES.get(oversampling)
         if code is None:

@@ -37,6 +37,9 @@ class DHT22:
     DEVICE_CLASSES = ("temperature", "humidity")
     DECIMALS = (1, 1)
 
+    # What a board file's params may set: nothing (readinto and clock are for tests).
+    PARAMS = ()
+
     def __init__(self, pin, readinto=None, clock=ticks_ms):
         self._pin = pin
         self._name = "dht22 on %s" % (pin,)

@@ -59,6 +59,9 @@ class DS18B20:
     DEVICE_CLASSES = ("temperature",)
     DECIMALS = (2,)
 
+    # What a board file's params may set (node.config checks the names at boot).
+    PARAMS = ("rom", "resolution")
+
     def __init__(self, onewire, rom=None, resolution=12):
         setting = _RESOLUTIONS.get(resolution)
         if setting is None:

@@ -43,6 +43,9 @@ class McuTemp:
     DEVICE_CLASSES = ("temperature",)
     DECIMALS = (1,)
 
+    # What a board file's params may set (source is for tests; node.config checks the names).
+    PARAMS = ("fahrenheit", "vref_mv", "samples")
+
     def __init__(self, source=None, fahrenheit=False, vref_mv=3300, samples=4):
         if source is None:
             source, fahrenheit = _port_source()

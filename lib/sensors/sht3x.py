@@ -41,6 +41,9 @@ class SHT3x:
     DEVICE_CLASSES = ("temperature", "humidity")
     DECIMALS = (2, 1)
 
+    # What a board file's params may set (node.config checks the names at boot).
+    PARAMS = ("address", "repeatability")
+
     def __init__(self, i2c, address=0x44, repeatability="high"):
         command = _COMMANDS.get(repeatability)
         if command is None:

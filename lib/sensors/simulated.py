@@ -24,6 +24,9 @@ class _RandomWalk:
     STEP = 0
     SALT = 0
 
+    # What a board file's params may set (node.config checks the names at boot).
+    PARAMS = ("seed", "center", "spread", "step")
+
     def __init__(self, bus_or_pin=None, seed=1, center=None, spread=None, step=None):
         # bus_or_pin is unused: the signature matches every driver's.
         self._center = self.CENTER if center is None else center

@@ -401,7 +401,46 @@ BAD_BOARDS = (
     ("NTP empty", board(NTP=""), ("NTP", "''")),
     ("NTP port text", board(NTP="pool.ntp.org:ntp"), ("NTP port", "0")),
     ("NTP two ports", board(NTP="a:1:2"), ("NTP", "'a:1:2'")),
+    # Misspelt settings: named, with the closest known one.
+    ("BUFFER misspelt", board(BUFER=512), ("file", "'BUFER'", "did you mean 'BUFFER'")),
+    ("period_s misspelt", board(SENSORS=[sensor(perod_s=30)]), ("SENSORS[0]", "'perod_s'", "'period_s'")),
+    ("BROKER host misspelt", board(BROKER={"hots": "192.0.2.1"}), ("BROKER", "'hots'", "'host'")),
+    ("WIFI timeout misspelt", board(WIFI={"ssid": "h", "timeout_s": 5}), ("WIFI", "'timeout_s'", "'connect_timeout_s'")),
+    ("STORE capacity misspelt", board(STORE={"path": "/s", "capacty": 9}), ("STORE", "'capacty'", "'capacity'")),
+    ("I2C pin misspelt", board(I2C={"i2c0": {"scl": 1, "sad": 2}}), ("I2C 'i2c0'", "'sad'", "'sda'")),
+    ("I2C bus not a dict", board(I2C={"i2c0": 5}), ("I2C 'i2c0'", "5")),
+    (
+        "driver param misspelt",
+        board(SENSORS=[sensor(params={"sed": 1})]),
+        ("SENSORS[0] params of sim_temperature", "'sed'", "'seed'"),
+    ),
+    (
+        "param of a driver that takes none",
+        board(SENSORS=[sensor(driver="dht22", pin=4, params={"pin": 5})]),
+        ("SENSORS[0] params of dht22", "'pin'", "takes none"),
+    ),
 )
+
+
+def test_config_a_password_without_a_username_stops_at_boot_naming_both():
+    class Secrets:
+        MQTT_PASSWORD = "secret"
+
+    try:
+        config.load(board(), Secrets())
+    except ValueError as e:
+        message = str(e)
+    else:
+        raise AssertionError("a password without a username was taken")
+    assert "MQTT_PASSWORD" in message and "username" in message, message
+    # With the username it loads.
+    assert config.load(board(BROKER=broker(username="n1")), Secrets())["BROKER"]["password"] == "secret"
+
+
+def test_config_takes_every_setting_the_boards_use_and_lower_case_names():
+    # A board file's imports and helpers are not settings.
+    c = config.load(board(MODEL="ESP32-DevKitC", ARCH="xtensawin", helper_value=3))
+    assert c["ROOM"] == "kitchen"
 
 
 def test_config_dns_and_ntp_take_host_and_optional_port():
