@@ -53,6 +53,9 @@ _CHECKED_TOPICS = const(8)
 _OUT_SPARE = const(8)
 # PUBACK, PUBREC, PUBREL, PUBCOMP: what handling one incoming packet may queue.
 _ACK_SIZE = const(4)
+# A board's ticks_add refuses, and its ticks_diff cannot measure, 2^29 ms
+# (6.2 days) or more: a longer retry_ms is waited out in steps this long.
+_LONGEST_WAIT_MS = const(0x1FFFFFFF)
 
 
 class ConnectRefused(Exception):
@@ -110,7 +113,8 @@ class Session:
         self._slot_state = [_FREE] * inflight_max
         self._slot_id = [0] * inflight_max
         self._slot_length = [0] * inflight_max
-        self._slot_sent = [0] * inflight_max
+        self._slot_sent = [0] * inflight_max  # tick the slot's wait is counted from
+        self._slot_wait = [0] * inflight_max  # ms from _slot_sent until it is resent
         self._slot_order = [0] * inflight_max  # send order, so resends keep it
         self._slot_transmitted = [False] * inflight_max
         self._slot_displaced = [False] * inflight_max
@@ -249,6 +253,9 @@ class Session:
     def _resend_all(self, now):
         # 3.1.1 section 4.4: after reconnecting, resend unacknowledged PUBLISH
         # (with DUP) and PUBREL packets with their original ids, oldest first.
+        # The retry timer restarts too: one kept from before an outage of
+        # 2^29 ms or more would read as up to 6.2 days in the future.
+        self._retry_check = ticks_add(now, self._retry_step())
         last = -1
         for _ in range(self._inflight):
             best = -1
@@ -267,6 +274,7 @@ class Session:
             self.mem[start] |= _DUP_FLAG  # 3.1.1 section 3.3.1.1: a re-delivery
         self._slot_transmitted[slot] = True
         self._slot_sent[slot] = now
+        self._slot_wait[slot] = self.retry_ms
         self.resent += 1
         self._queue(start, self._slot_length[slot])
 
@@ -297,10 +305,11 @@ class Session:
         self._slot_id[slot] = packet_id
         self._slot_length[slot] = n
         self._slot_sent[slot] = now
+        self._slot_wait[slot] = self.retry_ms
         self._order += 1
         self._slot_order[slot] = self._order
         if not self._inflight:
-            self._retry_check = ticks_add(now, self.retry_ms)
+            self._retry_check = ticks_add(now, self._retry_step())
         self._inflight += 1
         # Offline, it waits in its slot and goes out after CONNACK.
         self._slot_transmitted[slot] = self.state == CONNECTED
@@ -442,6 +451,7 @@ class Session:
             self._slot_length[slot] = encode_ack(self._slot_views[slot], 0, PUBREL, packet_id)
             self._slot_state[slot] = _AWAIT_PUBCOMP
             self._slot_sent[slot] = now
+            self._slot_wait[slot] = self.retry_ms
             self._queue(self._scratch_size + slot * self.max_packet, self._slot_length[slot])
             return
         self._free(slot)
@@ -529,18 +539,29 @@ class Session:
 
     def _resend_due(self, now):
         """Resend what has waited retry_ms for its ack; returns ms until the
-        next slot is due, and remembers it so tick() need not look before."""
-        earliest = self.retry_ms
+        next slot is due (at most _LONGEST_WAIT_MS), and remembers it so
+        tick() need not look before."""
+        earliest = _LONGEST_WAIT_MS
         for i in range(self.inflight_max):
             if self._slot_state[i] != _FREE:
-                left = self.retry_ms - ticks_diff(now, self._slot_sent[i])
+                left = self._slot_wait[i] - ticks_diff(now, self._slot_sent[i])
                 if left <= 0:
                     self._resend(i, now)
-                    left = self.retry_ms
+                    left = self._slot_wait[i]
+                else:
+                    # Count what is left from now: the next look is within
+                    # _LONGEST_WAIT_MS, so ticks_diff never has to measure
+                    # a retry_ms longer than that in one go.
+                    self._slot_sent[i] = now
+                    self._slot_wait[i] = left
                 if left < earliest:
                     earliest = left
         self._retry_check = ticks_add(now, earliest)
         return earliest
+
+    def _retry_step(self):
+        retry = self.retry_ms
+        return retry if retry < _LONGEST_WAIT_MS else _LONGEST_WAIT_MS
 
 
 def _connack_reason(code):

@@ -38,7 +38,10 @@ class Node:
         self.status_topic = base + "/status"
         self.diagnostics_topic = base + "/diagnostics"
         self.command_prefix = base + "/set/"
-        self.started = ticks_ms()
+        # ticks_diff measures less than 2^29 ms (6.2 days) on a board, so
+        # uptime is counted up a second at a time, not measured from start-up.
+        self.uptime_s = 0
+        self._uptime_mark = ticks_ms()
 
         self.sensors = []
         self.period_ms = []
@@ -220,6 +223,7 @@ class Node:
         if self.reboot_requested:
             self._reboot()
         now = ticks_ms()
+        self._count_uptime(now)
         link_up = self.wifi is None or self.wifi.poll(now)
         if not link_up and self.client.connected:
             self.client.abort(OSError("wifi down"))
@@ -227,8 +231,16 @@ class Node:
             self._wifi_ups_seen = self.wifi.reconnects
             if self.resolver is not None and self.config["DNS"] is None:
                 self.resolver.server = self.wifi.dns_server()  # from DHCP, known once associated
-        if self.ntp is not None and link_up and ticks_diff(now, self.next_ntp) >= 0:
-            self._sync_clock(now)
+            # run() does not poll the client while the Wi-Fi is down, and a
+            # reconnect time kept from an outage of 2^29 ms or more would read
+            # as up to 6.2 days ahead: with the link back, try the broker now
+            # (the Wi-Fi's own jittered backoff keeps a house out of step).
+            self.client.start_reconnecting()
+        if self.ntp is not None and ticks_diff(now, self.next_ntp) >= 0:
+            if link_up:
+                self._sync_clock(now)
+            else:
+                self.next_ntp = now  # stays due through an outage however long, never reads as ahead
         wait = self._sensors_due(now)
         self.drain_ring()
         if self.store is not None:
@@ -246,6 +258,14 @@ class Node:
                 left = self.config["DIAGNOSTICS_S"] * 1000
             wait = left if left < wait else wait
         return wait
+
+    def _count_uptime(self, now):
+        # step() runs every second or so: whole seconds since the mark are
+        # always well within what ticks_diff measures.
+        seconds = ticks_diff(now, self._uptime_mark) // 1000
+        if seconds > 0:
+            self.uptime_s += seconds
+            self._uptime_mark = ticks_add(self._uptime_mark, seconds * 1000)
 
     def _reboot(self):
         # The poll that delivered the command has sent its PUBACK by now.
@@ -388,7 +408,7 @@ class Node:
             return
         gc.collect()  # so "free_heap" is what is free, not what awaits collection
         report = {
-            "uptime_s": ticks_diff(ticks_ms(), self.started) // 1000,
+            "uptime_s": self.uptime_s,
             "free_heap": mem_free(),
             "rssi": self.wifi.rssi() if self.wifi else 0,
             "reconnects": self.client.connects - 1 if self.client.connects else 0,
