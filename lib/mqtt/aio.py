@@ -48,6 +48,8 @@ class AsyncClient:
         return await self._until(lambda: not self.client.session.inflight_count(), timeout_ms)
 
     async def _until(self, condition, timeout_ms):
+        if not 0 < timeout_ms < 1 << 29:  # a board's ticks_add refuses longer
+            raise ValueError("timeout_ms must be 1 to %d ms, got %r" % ((1 << 29) - 1, timeout_ms))
         deadline = ticks_add(ticks_ms(), timeout_ms)
         while not condition():
             if ticks_diff(deadline, ticks_ms()) <= 0:

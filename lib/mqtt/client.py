@@ -47,6 +47,15 @@ class Message:
 
 
 _STAGE_SIZE = 128
+# A board's ticks_add refuses 2**29 ms (6.2 days) or more: the longest
+# deadline the client can keep.
+_LONGEST_WAIT_MS = (1 << 29) - 1
+
+
+def _wait_ms(name, value):
+    if not isinstance(value, int) or not 0 < value <= _LONGEST_WAIT_MS:
+        raise ValueError("%s must be 1 to %d ms (a board's ticks limit), got %r" % (name, _LONGEST_WAIT_MS, value))
+    return value
 
 
 class MQTTClient:
@@ -97,9 +106,9 @@ class MQTTClient:
         self.ssl_context = ssl_context
         self.server_hostname = server_hostname if server_hostname is not None else host
         self.userdata = userdata
-        self.connect_timeout_ms = connect_timeout_ms
-        self.io_timeout_ms = io_timeout_ms
-        self.publish_timeout_ms = publish_timeout_ms
+        self.connect_timeout_ms = _wait_ms("connect_timeout_ms", connect_timeout_ms)
+        self.io_timeout_ms = _wait_ms("io_timeout_ms", io_timeout_ms)
+        self.publish_timeout_ms = _wait_ms("publish_timeout_ms", publish_timeout_ms)
         self.session = Session(
             client_id,
             keepalive,
@@ -252,7 +261,9 @@ class MQTTClient:
         if not self._reconnect_due:
             return -1
         left = ticks_diff(self._reconnect_at, ticks_ms())
-        return left if left > 0 else 0
+        # Further ahead than any backoff step: it was scheduled 2**29 ms or
+        # more ago (nobody polled), and ticks_diff reads it on the far side.
+        return 0 if left <= 0 or left > self.backoff.max_ms else left
 
     # ---- the loop ------------------------------------------------------
 
@@ -286,8 +297,9 @@ class MQTTClient:
             if timeout_ms <= 0:
                 return left
             sleep_ms(left if left < timeout_ms else timeout_ms)
-            if ticks_diff(self._reconnect_at, ticks_ms()) > 0:
-                return self.reconnect_in_ms()
+            left = self.reconnect_in_ms()
+            if left > 0:
+                return left
         try:
             self.connect()
         except (OSError, ProtocolError, ConnectRefused) as e:
@@ -315,7 +327,7 @@ class MQTTClient:
     def wait_for_acks(self, timeout_ms):
         """Poll until every QoS 1/2 message is acknowledged. Returns True
         if they all were within timeout_ms."""
-        deadline = ticks_add(ticks_ms(), timeout_ms)
+        deadline = ticks_add(ticks_ms(), _wait_ms("timeout_ms", timeout_ms))
         while self.session.inflight_count():
             left = ticks_diff(deadline, ticks_ms())
             if left <= 0:

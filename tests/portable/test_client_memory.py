@@ -117,3 +117,45 @@ def test_publishing_and_acknowledging_allocate_nothing():
     assert client.session.inflight_count() == 0
     broker.step()
     assert broker.received[PUBLISH] == 2 * 410
+
+
+def test_a_reconnect_nobody_polled_for_a_week_is_due_at_once():
+    # A board's ticks wrap every 2**30 ms: a reconnect time left for a week
+    # reads as days ahead unless the client knows no backoff is that long.
+    import mqtt.client as client_module
+    from compat import ticks_add
+
+    broker = MemoryBroker()
+    client = connected(broker, reconnect_min_ms=1000, reconnect_max_ms=2000)
+    now = [client_module.ticks_ms()]
+    real = client_module.ticks_ms
+    client_module.ticks_ms = lambda: now[0]
+    try:
+        broker.hang_up()
+        client.poll(0)  # finds the link gone: a reconnect in 0.5 to 1 s
+        assert not client.connected and 0 < client.reconnect_in_ms() <= 1000
+        for _ in range(7 * 24):  # a week, an hour at a time (ticks_add takes less than 2**29 ms)
+            now[0] = ticks_add(now[0], 3600 * 1000)
+        assert client.reconnect_in_ms() == 0
+        client.poll(0)
+        assert client.connected and broker.opened == 2
+    finally:
+        client_module.ticks_ms = real
+
+
+def test_deadlines_a_board_cannot_keep_are_refused_when_set():
+    broker = MemoryBroker()
+    for name in ("connect_timeout_ms", "io_timeout_ms", "publish_timeout_ms"):
+        try:
+            MQTTClient("n", "broker.invalid", transport=broker.transport, **{name: 604800000})
+        except ValueError as e:
+            assert name in str(e) and "604800000" in str(e), str(e)
+        else:
+            raise AssertionError("%s of a week was taken" % name)
+    client = connected(broker)
+    try:
+        client.wait_for_acks(1 << 29)
+    except ValueError as e:
+        assert "timeout_ms" in str(e), str(e)
+    else:
+        raise AssertionError("a wait of 2**29 ms was taken")
