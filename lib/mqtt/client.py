@@ -97,7 +97,11 @@ class MQTTClient:
         self.host = host
         # transport(client, deadline) -> a stream (see mqtt.transport), opened
         # within the deadline (a tick): a UART bridge, a test's in-memory
-        # pipe. None: a TCP socket, through TLS with ssl_context.
+        # pipe. None: a TCP socket, through TLS with ssl_context, loaded now
+        # rather than at the first connect, so that the heap is settled
+        # before the long-lived buffers below are made.
+        if transport is None:
+            from mqtt.transport import open_socket as transport
         self.transport = transport
         # Something with resolve(host, timeout_ms) -> address (dns.Resolver):
         # a board's getaddrinfo has no deadline. None: getaddrinfo.
@@ -142,6 +146,7 @@ class MQTTClient:
         self.disconnects = 0
         self.oversize_dropped = 0
         self.last_error = None
+        self._told_downgrade = False
 
     # ---- connection ----------------------------------------------------
 
@@ -209,12 +214,7 @@ class MQTTClient:
     def _open(self, deadline):
         """Opens the stream; returns None, or (step, free heap) while a TLS
         handshake is still to finish in the first write."""
-        if self.transport is None:
-            from mqtt.transport import open_socket
-
-            self._stream = open_socket(self, deadline)
-        else:
-            self._stream = self.transport(self, deadline)
+        self._stream = self.transport(self, deadline)
         self._rx_length = 0
         self._drain = 0
         return getattr(self._stream, "handshake", None)
@@ -521,6 +521,12 @@ class MQTTClient:
         self.on_message(self, self.userdata, Message(topic, payload, packet.qos, bool(packet.retain), bool(packet.dup)))
 
     def _acked(self, packet_id):
+        if self.session.qos2_downgraded and not self._told_downgrade:
+            self._told_downgrade = True
+            self._log(
+                "%s:%d answered a QoS 2 PUBLISH with PUBACK: it does not do QoS 2, so QoS 2 messages "
+                "complete as QoS 1 there (at least once, not exactly once)" % (self.host, self.port)
+            )
         if self.on_publish is not None:
             self.on_publish(self, self.userdata, packet_id)
 

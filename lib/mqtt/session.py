@@ -33,6 +33,12 @@ from mqtt.packet import (
 )
 from mqtt.topic import validate_topic_name
 
+try:  # for the type checker: a board has neither module
+    from collections.abc import Callable
+    from typing import Any
+except ImportError:
+    pass
+
 # Session states.
 DISCONNECTED = const(0)
 CONNECTING = const(1)
@@ -46,8 +52,10 @@ _AWAIT_PUBCOMP = const(3)  # QoS 2 step 2: PUBREL sent
 
 _DUP_FLAG = const(0x08)
 _MAX_PACKET_ID = const(65535)
-# Incoming QoS 2 ids awaiting PUBREL. mosquitto sends at most 20 at once by default.
-_INBOUND_QOS2_MAX = const(32)
+# Incoming QoS 2 ids awaiting PUBREL, one bit per packet id: 3.1.1 (sections
+# 4.3.3, 4.4) sets no limit on how many a broker sends before PUBRELs come.
+_INBOUND_QOS2_BYTES = const(8192)
+_CONNACK_BYTE = const(0x20)
 _CHECKED_TOPICS = const(8)
 # Extra output segments beyond one per in-flight slot: scratch runs, acks, pings.
 _OUT_SPARE = const(8)
@@ -72,6 +80,14 @@ class KeepaliveTimeout(Exception):
 
 
 class Session:
+    # Hooks for the layer above; None: not called. on_message sees each new
+    # incoming PUBLISH once; on_ack fires when an outgoing QoS 1/2 message is
+    # complete; on_suback and on_unsuback report subscription results.
+    on_message: "Callable[[Any, Packet], None] | None" = None  # (buf, packet)
+    on_ack: "Callable[[int], None] | None" = None  # (packet_id)
+    on_suback: "Callable[[int, Any, int, int], None] | None" = None  # (packet_id, buf, start, count)
+    on_unsuback: "Callable[[int], None] | None" = None  # (packet_id)
+
     def __init__(
         self,
         client_id,
@@ -133,7 +149,9 @@ class Session:
         self.out_count = 0
         self._scratch_end = 0
 
-        self._inbound_qos2 = [0] * _INBOUND_QOS2_MAX
+        # Made at the first incoming QoS 2 PUBLISH: a node that never gets
+        # one never pays its 8 KB.
+        self._inbound_qos2 = None
 
         self._packet = Packet()
         self.state = DISCONNECTED
@@ -143,20 +161,13 @@ class Session:
         self._last_received = 0
         self._ping_outstanding = False
 
-        # Hooks for the layer above. on_message(buf, packet) sees each new
-        # incoming PUBLISH once; on_ack(packet_id) fires when an outgoing
-        # QoS 1/2 message is complete; on_suback(packet_id, buf, start, count)
-        # and on_unsuback(packet_id) report subscription results.
-        self.on_message = None
-        self.on_ack = None
-        self.on_suback = None
-        self.on_unsuback = None
-
         # Counters for diagnostics and tests.
         self.resent = 0
         self.pings = 0
         self.unknown_acks = 0
         self.duplicates_dropped = 0
+        # QoS 2 messages a broker completed with PUBACK (it serves QoS 2 as 1).
+        self.qos2_downgraded = 0
 
     # ---- configuration -------------------------------------------------
 
@@ -243,11 +254,12 @@ class Session:
             raise ConnectRefused(packet.return_code, _connack_reason(packet.return_code))
         self.state = CONNECTED
         self.session_present = bool(packet.session_present)
-        if not self.session_present:
+        bits = self._inbound_qos2
+        if not self.session_present and bits is not None:
             # 3.1.1 section 4.1: the broker has no state for us, so incoming
             # QoS 2 ids it may reuse no longer mean "already delivered".
-            for i in range(_INBOUND_QOS2_MAX):
-                self._inbound_qos2[i] = 0
+            for i in range(_INBOUND_QOS2_BYTES):
+                bits[i] = 0
         self._resend_all(now)
 
     def _resend_all(self, now):
@@ -400,6 +412,12 @@ class Session:
         while start < end:
             if self._scratch_size - self._scratch_end < _ACK_SIZE:
                 break  # no room for its ack: the client writes out, then calls again
+            if self.state == CONNECTING and buf[start] != _CONNACK_BYTE:
+                # 3.1.1 section 3.2: a broker answers CONNECT with CONNACK
+                # first; an HTTP server's "HTTP/1.1 400" is not one.
+                raise ProtocolError(
+                    "not an MQTT broker: expected CONNACK, got %r" % (bytes(buf[start : min(end, start + 16)]),)
+                )
             n = decode(buf, start, end, packet)
             if n < 0:
                 break
@@ -438,6 +456,13 @@ class Session:
 
     def _on_ack(self, packet_id, expected_state, now):
         slot = self._slot_with_id(packet_id)
+        if slot >= 0 and expected_state == _AWAIT_PUBACK and self._slot_state[slot] == _AWAIT_PUBREC:
+            # A PUBACK for a QoS 2 PUBLISH: the broker serves QoS 2 as QoS 1
+            # (RabbitMQ does, as documented). Resending would only make
+            # copies: the message is complete, as QoS 1.
+            self.qos2_downgraded += 1
+            self._free(slot)
+            return
         if slot < 0 or self._slot_state[slot] != expected_state:
             # A second PUBACK after a DUP resend is legal; anything else
             # unknown is harmless to ignore. Counted, never fatal.
@@ -483,22 +508,20 @@ class Session:
             self.on_message(buf, packet)
 
     def _remember_inbound(self, packet_id):
-        free = -1
-        for i in range(_INBOUND_QOS2_MAX):
-            held = self._inbound_qos2[i]
-            if held == packet_id:
-                return False
-            if held == 0 and free < 0:
-                free = i
-        if free < 0:
-            raise ProtocolError("more than %d incoming QoS 2 messages awaiting PUBREL" % _INBOUND_QOS2_MAX)
-        self._inbound_qos2[free] = packet_id
+        """False if packet_id already awaits its PUBREL (a DUP), else marks it."""
+        bits = self._inbound_qos2
+        if bits is None:
+            bits = self._inbound_qos2 = bytearray(_INBOUND_QOS2_BYTES)
+        mask = 1 << (packet_id & 7)
+        if bits[packet_id >> 3] & mask:
+            return False
+        bits[packet_id >> 3] |= mask
         return True
 
     def _on_pubrel(self, packet_id):
-        for i in range(_INBOUND_QOS2_MAX):
-            if self._inbound_qos2[i] == packet_id:
-                self._inbound_qos2[i] = 0
+        bits = self._inbound_qos2
+        if bits is not None:
+            bits[packet_id >> 3] &= 0xFF ^ (1 << (packet_id & 7))
         # 3.1.1 section 4.3.3: PUBCOMP even for an id we no longer hold.
         self._queue_scratch(encode_ack(self._scratch, self._scratch_end, PUBCOMP, packet_id))
 

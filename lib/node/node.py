@@ -417,6 +417,8 @@ class Node:
             "store_errors": self.store_errors,
             "sensor_errors": self.sensor_errors,
             "published": self.published,
+            # QoS 2 messages the broker completed with PUBACK: it serves QoS 2 as QoS 1.
+            "qos2_downgraded": self.client.session.qos2_downgraded,
         }
         self.client.publish(self.diagnostics_topic, json.dumps(report), 0, False)
 

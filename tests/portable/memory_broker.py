@@ -103,8 +103,9 @@ class MemoryBroker:
     SUBACK granting what was asked, UNSUBACK, PINGRESP. Counts what it received and
     keeps the last PUBLISH's topic and payload."""
 
-    def __init__(self, ack=True):
+    def __init__(self, ack=True, qos2_as_qos1=False):
         self.ack = ack  # False: hold back PUBACK / PUBREC, as a stalled broker does
+        self.qos2_as_qos1 = qos2_as_qos1  # PUBACK for a QoS 2 PUBLISH, as RabbitMQ does
         self.inbound = Pipe()
         self.outbound = Pipe()
         self.packet = BrokerPacket()
@@ -151,7 +152,8 @@ class MemoryBroker:
         elif kind == PUBLISH:
             self._keep(buf, packet)
             if packet.qos and self.ack:
-                self._answer(encode_ack(self.scratch, 0, PUBACK if packet.qos == 1 else PUBREC, packet.packet_id))
+                ack = PUBACK if packet.qos == 1 or self.qos2_as_qos1 else PUBREC
+                self._answer(encode_ack(self.scratch, 0, ack, packet.packet_id))
         elif kind == PUBREL:
             self._answer(encode_ack(self.scratch, 0, PUBCOMP, packet.packet_id))
         elif kind == SUBSCRIBE:

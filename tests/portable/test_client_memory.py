@@ -159,3 +159,20 @@ def test_deadlines_a_board_cannot_keep_are_refused_when_set():
         assert "timeout_ms" in str(e), str(e)
     else:
         raise AssertionError("a wait of 2**29 ms was taken")
+
+
+def test_a_broker_that_answers_qos2_with_puback_does_not_stall_a_qos2_publisher():
+    # RabbitMQ serves QoS 2 as QoS 1: its PUBACK completes the message.
+    broker = MemoryBroker(qos2_as_qos1=True)
+    client = connected(broker, retry_ms=50)
+    logs, acked = [], []
+    client.on_log = lambda c, userdata, line: logs.append(line)
+    client.on_publish = lambda c, userdata, packet_id: acked.append(packet_id)
+    ids = [client.publish(TOPIC, b"%d" % i, 2) for i in range(20)]
+    assert poll_until(client, lambda: len(acked) == 20, 2000), acked
+    assert acked == ids and client.session.inflight_count() == 0
+    poll_until(client, lambda: False, 200)  # four retry periods: nothing is resent
+    assert broker.received[PUBLISH] == 20 and broker.duplicates == 0
+    assert client.session.qos2_downgraded == 20
+    told = [line for line in logs if "does not do QoS 2" in line]
+    assert len(told) == 1, logs  # said once, not per message

@@ -405,7 +405,7 @@ BAD_BOARDS = (
     ("BUFFER misspelt", board(BUFER=512), ("file", "'BUFER'", "did you mean 'BUFFER'")),
     ("period_s misspelt", board(SENSORS=[sensor(perod_s=30)]), ("SENSORS[0]", "'perod_s'", "'period_s'")),
     ("BROKER host misspelt", board(BROKER={"hots": "192.0.2.1"}), ("BROKER", "'hots'", "'host'")),
-    ("WIFI timeout misspelt", board(WIFI={"ssid": "h", "timeout_s": 5}), ("WIFI", "'timeout_s'", "'connect_timeout_s'")),
+    ("WIFI timeout misspelt", board(WIFI={"ssid": "h", "timeout_s": 5}), ("WIFI", "'timeout_s'", "connect_timeout_s")),
     ("STORE capacity misspelt", board(STORE={"path": "/s", "capacty": 9}), ("STORE", "'capacty'", "'capacity'")),
     ("I2C pin misspelt", board(I2C={"i2c0": {"scl": 1, "sad": 2}}), ("I2C 'i2c0'", "'sad'", "'sda'")),
     ("I2C bus not a dict", board(I2C={"i2c0": 5}), ("I2C 'i2c0'", "5")),

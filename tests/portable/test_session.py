@@ -89,6 +89,18 @@ def test_packet_before_connack_is_a_protocol_error():
     raise AssertionError("no ProtocolError")
 
 
+def test_a_server_that_is_not_a_broker_is_named_so_before_connack():
+    # An HTTP server's answer: 'H' (0x48) would read as a PUBACK with bad flags.
+    s = Session(b"node1")
+    s.connect(0)
+    try:
+        feed(s, b"HTTP/1.1 400 Bad Request\r\n")
+    except ProtocolError as e:
+        assert "not an MQTT broker: expected CONNACK, got b'HTTP/1.1 400 Bad'" in str(e), str(e)
+        return
+    raise AssertionError("no ProtocolError")
+
+
 def test_packet_only_a_client_sends_is_a_protocol_error():
     for data, name in ((bytes([0xC0, 0x00]), "PINGREQ"), (bytes([0x82, 0x06, 0, 1, 0, 1, 0x61, 1]), "SUBSCRIBE")):
         s = connected()
@@ -259,6 +271,55 @@ def test_incoming_qos2_delivered_once_across_duplicates():
     assert output(s) == bytes([0x70, 0x02, 0x00, 0x09])  # PUBCOMP
     feed(s, publish_bytes(2, 9))  # the id is free again: a new message
     assert got == [9, 9]
+
+
+def test_any_burst_of_incoming_qos2_is_delivered_exactly_once():
+    # 3.1.1 sections 4.3.3 and 4.4 set no limit on how many QoS 2 messages a
+    # broker sends before the PUBRELs; brokers without one exist.
+    s = connected(scratch_size=1024)
+    got = []
+    s.on_message = lambda buf, p: got.append(p.packet_id)
+    ids = list(range(1, 201)) + [65535]
+    for packet_id in ids:
+        feed(s, publish_bytes(2, packet_id))
+        assert output(s) == bytes([0x50, 0x02, packet_id >> 8, packet_id & 0xFF])  # PUBREC
+    assert got == ids
+    for packet_id in ids:  # the broker resends them all (a reconnect): none delivered twice
+        feed(s, publish_bytes(2, packet_id, dup=True))
+    assert got == ids and s.duplicates_dropped == len(ids)
+    output(s)
+    for packet_id in ids:
+        feed(s, bytes([0x62, 0x02, packet_id >> 8, packet_id & 0xFF]))  # PUBREL
+        assert output(s) == bytes([0x70, 0x02, packet_id >> 8, packet_id & 0xFF])  # PUBCOMP
+    feed(s, publish_bytes(2, 200))  # released: the id is a new message again
+    assert got[-1] == 200 and len(got) == len(ids) + 1
+
+
+def test_incoming_qos2_ids_are_forgotten_when_the_broker_has_no_session():
+    s = connected(clean_session=False)
+    got = []
+    s.on_message = lambda buf, p: got.append(p.packet_id)
+    feed(s, publish_bytes(2, 9))
+    s.connection_lost()
+    s.connect(0)
+    output(s)
+    feed(s, CONNACK_OK)  # session present 0: the broker kept nothing, id 9 is a new message
+    feed(s, publish_bytes(2, 9))
+    assert got == [9, 9]
+
+
+def test_puback_for_a_qos2_publish_completes_it_as_qos1():
+    # RabbitMQ serves QoS 2 as QoS 1 and answers with PUBACK.
+    s = connected()
+    acked = []
+    s.on_ack = acked.append
+    packet_id = s.publish(TOPIC, b"21.5", 2, False, 0)
+    output(s)
+    feed(s, bytes([0x40, 0x02, packet_id >> 8, packet_id & 0xFF]))  # PUBACK
+    assert acked == [packet_id]
+    assert s.inflight_count() == 0 and s.qos2_downgraded == 1 and s.unknown_acks == 0
+    s.tick(20000)  # twice retry_ms, before a keepalive ping is due
+    assert s.out_count == 0  # nothing left to resend
 
 
 def test_ping_when_idle_and_dead_after_one_and_a_half_keepalive():
