@@ -124,10 +124,10 @@ class MQTTClient:
             scratch_size=tx_size,
             retry_ms=retry_ms,
         )
-        self.session.on_message = self._deliver  # Session's hooks start as None  # pyright: ignore[reportAttributeAccessIssue]
-        self.session.on_ack = self._acked  # Session's hooks start as None  # pyright: ignore[reportAttributeAccessIssue]
-        self.session.on_suback = self._subacked  # Session's hooks start as None  # pyright: ignore[reportAttributeAccessIssue]
-        self.session.on_unsuback = self._unsubacked  # Session's hooks start as None  # pyright: ignore[reportAttributeAccessIssue]
+        self.session.on_message = self._deliver
+        self.session.on_ack = self._acked
+        self.session.on_suback = self._subacked
+        self.session.on_unsuback = self._unsubacked
         self.backoff = Backoff(reconnect_min_ms, reconnect_max_ms)
         # When False, QoS 0 publishes collect in the transmit buffer and go
         # out as one write at the next poll() or flush(): a batch of readings.

@@ -114,13 +114,13 @@ class Node:
                 io_timeout_ms=_step_deadline_ms(config["WATCHDOG_MS"]),
                 resolver=self.resolver,
             )
-            client.on_log = lambda c, u, message: log("mqtt: " + message)  # MQTTClient's hooks start as None  # pyright: ignore[reportAttributeAccessIssue]
+            client.on_log = lambda c, u, message: log("mqtt: " + message)
         self.client = client
         client.will_set(self.status_topic, b"offline", 1, True)
-        client.on_connect = self._on_connect  # MQTTClient's hooks start as None  # pyright: ignore[reportAttributeAccessIssue]
-        client.on_disconnect = self._on_disconnect  # MQTTClient's hooks start as None  # pyright: ignore[reportAttributeAccessIssue]
-        client.on_message = self._on_command  # MQTTClient's hooks start as None  # pyright: ignore[reportAttributeAccessIssue]
-        client.on_publish = self._on_publish  # MQTTClient's hooks start as None  # pyright: ignore[reportAttributeAccessIssue]
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_command
+        client.on_publish = self._on_publish
         client.start_reconnecting()  # the first connect is a reconnect: retried forever
 
     # ---- connection events ---------------------------------------------
