@@ -30,7 +30,7 @@ soak: setup
 
 ## Our client against umqtt.simple, mqtt_async, chumicro-mqtt and a raw socket, in one run: bench/RESULTS.md.
 bench: setup
-	@$(PY) tools/bench.py
+	@$(PY) -m tools.bench
 
 ## The flash store on the Unix port: appends and replays per second, flash bytes and syncs per reading: bench/STORE.md.
 bench-store: setup

@@ -1,32 +1,39 @@
-# The limit: no client at all. A blocking socket with TCP_NODELAY (as this
-# project's client sets it) writes one precomputed PUBLISH per message; at
-# QoS 1 it writes the PUBLISH (always packet id 1, free again once acked)
-# and reads the 4-byte PUBACK before the next. For reference it also keeps
-# 16 QoS 1 messages in flight (packet ids 1..16; mosquitto acks in order),
-# the window this project's client uses: the limit of a pipelined client.
+# No client at all, for reference: a blocking socket with TCP_NODELAY (as
+# this project's client sets it) writes one precomputed PUBLISH per
+# message; at QoS 1 it writes the PUBLISH (always packet id 1, free again
+# once acked) and reads the 4-byte PUBACK before the next. With a window it
+# keeps up to common.window[0] in flight (packet ids 1..window; mosquitto
+# acks in order).
+#
+# mode "qos0" with cfg["batch_bytes"]: the QoS 0 packets are packed into
+# writes of at most that many bytes. It publishes far faster than one write
+# per message and arrives at the subscriber no faster: the arrival rate is
+# the broker's and the subscriber's, not a client's limit.
 import common
 
 cfg = common.config()
-before_modules = common.module_names()
-heap_base = common.heap_now()
-
-import socket  # noqa: E402
-
-heap_import = common.heap_now() - heap_base
+IPPROTO_TCP = 6  # the Unix port's socket module names neither
+TCP_NODELAY = 1
 
 
-WINDOW = 16
+def remaining_length(n):
+    # 3.1.1 section 2.2.3: 7 bits a byte, low first, high bit = more follows.
+    out = bytearray()
+    while True:
+        byte = n & 0x7F
+        n >>= 7
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
 
 
 def publish_packet(qos, payload, packet_id=1):
     topic = common.TOPIC
-    remaining = 2 + len(topic) + (2 if qos else 0) + len(payload)
-    packet = bytearray([0x30 | (qos << 1), remaining, 0, len(topic)])  # remaining < 128 here
-    packet += topic
+    body = bytearray([len(topic) >> 8, len(topic) & 0xFF]) + topic
     if qos:
-        packet += bytes([packet_id >> 8, packet_id & 0xFF])
-    packet += payload
-    return bytes(packet)
+        body += bytes([packet_id >> 8, packet_id & 0xFF])
+    body += payload
+    return bytes([0x30 | (qos << 1)]) + remaining_length(len(body)) + bytes(body)
 
 
 def connect_packet(client_id):
@@ -34,6 +41,10 @@ def connect_packet(client_id):
     # 3.1.1 section 3.1: "MQTT", level 4, clean session, keepalive 60 s.
     body = b"\x00\x04MQTT\x04\x02\x00\x3c" + bytes([len(cid) >> 8, len(cid) & 0xFF]) + cid
     return bytes([0x10, len(body)]) + body
+
+
+STAGE = bytearray(4)
+ACK = bytearray(4)
 
 
 def read_exactly(sock, buf, n):
@@ -48,85 +59,96 @@ def read_exactly(sock, buf, n):
         got += k
 
 
-STAGE = bytearray(4)
-ACK = bytearray(4)
-PUBLISH_QOS0 = publish_packet(0, common.PAYLOAD)
-PUBLISH_QOS1 = publish_packet(1, common.PAYLOAD)
-RATE_QOS0 = publish_packet(0, common.RATE_PAYLOAD)
+def load():
+    import socket
 
-sock = socket.socket()
-sock.connect(socket.getaddrinfo(common.HOST, cfg["port"])[0][-1])
-sock.setsockopt(6, 1, 1)  # IPPROTO_TCP, TCP_NODELAY: the Unix port names neither
-sock.write(connect_packet(cfg["client_id"]))
-read_exactly(sock, ACK, 4)
-if ACK[0] != 0x20 or ACK[3] != 0:
-    raise OSError("CONNACK refused: %r" % bytes(ACK))
-heap_connect = common.heap_now() - heap_base
+    return socket
 
 
-def publish_qos0(n):
+def connect(socket):
+    sock = socket.socket()
+    sock.connect(socket.getaddrinfo(common.HOST, cfg["port"])[0][-1])
+    sock.setsockopt(IPPROTO_TCP, TCP_NODELAY, 1)
+    sock.write(connect_packet(cfg["client_id"]))
+    read_exactly(sock, ACK, 4)
+    if ACK[0] != 0x20 or ACK[3] != 0:
+        raise OSError("CONNACK refused: %r" % bytes(ACK))
+    return sock
+
+
+def disconnect(sock):
+    sock.write(b"\xe0\x00")
+    sock.close()
+
+
+socket, sock, heap = common.import_and_connect(load, connect, disconnect)
+
+# Every packet is made here, before any measurement: the loops only write.
+QOS0 = {size: publish_packet(0, p) for size, p in common.PAYLOADS.items()}
+QOS1 = {size: publish_packet(1, p) for size, p in common.PAYLOADS.items()}
+WINDOW_MAX = 16
+WINDOW_PACKETS = [publish_packet(1, common.PAYLOADS[cfg["payloads"][0]], i + 1) for i in range(WINDOW_MAX)]
+
+
+def read_puback():
+    read_exactly(sock, ACK, 4)
+    if ACK[0] != 0x40:
+        raise OSError("expected PUBACK, got type 0x%02x" % ACK[0])
+
+
+def publish_qos0(n, payload):
+    packet = QOS0[len(payload)]
     i = 0
     while i < n:
-        sock.write(PUBLISH_QOS0)
+        sock.write(packet)
         i += 1
+    return n
 
 
-def publish_qos1(n):
+def publish_qos1(n, payload):
+    packet = QOS1[len(payload)]
+    started = common.ticks_ms()
     i = 0
-    while i < n:
-        sock.write(PUBLISH_QOS1)
-        read_exactly(sock, ACK, 4)
-        if ACK[0] != 0x40:
-            raise OSError("expected PUBACK, got type 0x%02x" % ACK[0])
+    while i < n and common.in_time(started):
+        sock.write(packet)
+        read_puback()
         i += 1
+    return i
 
 
-def publish_qos1_window(n):
-    packets = [publish_packet(1, common.PAYLOAD, i + 1) for i in range(WINDOW)]  # made here: not in heap_connect
+def publish_qos1_window(n, payload):
+    limit = common.window[0]
     sent = 0
     acked = 0
     while acked < n:
-        while sent < n and sent - acked < WINDOW:
-            sock.write(packets[sent % WINDOW])
+        while sent < n and sent - acked < limit:
+            sock.write(WINDOW_PACKETS[sent % limit])
             sent += 1
-        read_exactly(sock, ACK, 4)
-        if ACK[0] != 0x40:
-            raise OSError("expected PUBACK, got type 0x%02x" % ACK[0])
+        read_puback()
         acked += 1
+    return n
 
 
-def main_mode():
-    n = cfg["alloc_count"]
-    result = {"heap_import": heap_import, "heap_connect": heap_connect}
-    result["harness_alloc"] = common.harness_overhead()
-    result["alloc_qos0"] = common.allocation(publish_qos0, n)
-    result["alloc_qos1"] = common.allocation(publish_qos1, n)
-    common.sequential_qos1(result, publish_qos1, cfg)
-    t0 = common.ticks_ms()
-    publish_qos1_window(cfg["qos1_count"])
-    result["qos1_window_ms"] = common.ticks_diff(common.ticks_ms(), t0)
-    result["qos1_window_count"] = cfg["qos1_count"]
-    result["modules"] = common.new_modules(before_modules)
-    return result
-
-
-def qos0_mode():
-    count = cfg["count"]
-    t_start = common.time_ns()
-    t0 = common.ticks_ms()
+def publish_rate_batched(n, payload):
+    """n QoS 0 packets packed into writes of at most cfg["batch_bytes"]."""
+    packet = publish_packet(0, payload)
+    per_write = max(1, cfg["batch_bytes"] // len(packet))
+    batch = packet * per_write
     i = 0
-    while i < count:
-        sock.write(RATE_QOS0)
-        i += 1
-    return {
-        "heap_connect": heap_connect,
-        "t_start_ns": t_start,
-        "publish_ms": common.ticks_diff(common.ticks_ms(), t0),
-        "count": count,
-    }
+    while i + per_write <= n:
+        sock.write(batch)
+        i += per_write
+    if i < n:
+        sock.write(packet * (n - i))
+    return n
 
 
-result = main_mode() if cfg["mode"] == "main" else qos0_mode()
-sock.write(b"\xe0\x00")  # DISCONNECT
-sock.close()
+if cfg["mode"] == "main":
+    result = common.main_mode(cfg, dict(heap), publish_qos0, publish_qos1, publish_qos1_window)
+elif cfg.get("batch_bytes"):
+    result = common.qos0_mode(cfg, publish_rate_batched)
+else:
+    QOS0[len(common.RATE_PAYLOAD)] = publish_packet(0, common.RATE_PAYLOAD)
+    result = common.qos0_mode(cfg, publish_qos0)
+disconnect(sock)
 common.emit(result)

@@ -1,0 +1,2 @@
+# umqtt.simple imports `usocket`: the same fake as socket.py.
+from socket import *  # noqa: F403

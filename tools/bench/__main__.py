@@ -1,0 +1,5 @@
+import sys
+
+from tools.bench.driver import main
+
+sys.exit(main())
