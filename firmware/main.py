@@ -66,7 +66,13 @@ def main():
             # without the garbage of loading the board (or of a failed node).
             node = None
             gc.collect()
-            node = Node(config, model, make_hardware(machine), wifi, reset=machine.reset)
+            try:
+                node = Node(config, model, make_hardware(machine), wifi, reset=machine.reset)
+            except ValueError as e:
+                # A board setting the node cannot use (a driver's parameter
+                # value): no retry fixes it, so stop as for a board file error.
+                print("board file error:", e)
+                raise SystemExit(2)
             if config["DEEP_SLEEP_S"]:
                 node.cycle_and_sleep(machine.deepsleep)
             node.run(feed=feed)

@@ -394,6 +394,22 @@ def test_firmware_stops_with_the_reason_on_a_broken_board(tmp_path):
     )
 
 
+def test_firmware_stops_at_boot_on_a_driver_parameter_it_refuses(tmp_path):
+    # A value only the driver can judge (spread -1): named with the sensor,
+    # and a stop at boot, not "node failed, restarting it" forever.
+    with open(os.path.join(BOARDS, "unix.py")) as f:
+        text = f.read()
+    (tmp_path / "bad_param_board.py").write_text(text.replace('"params": {"seed": 2}', '"params": {"spread": -1}'))
+    env = run_local.node_environment("127.0.0.1", 1, "bad_param_board")
+    env["MICROPYPATH"] += ":" + str(tmp_path)
+    result = subprocess.run(
+        run_local.micropython_command() + [MAIN], env=env, cwd=ROOT, capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "board file error: board SENSORS[1] (sim_humidity) params:" in result.stdout, result.stdout
+    assert "spread and step must be >= 0" in result.stdout and "restarting" not in result.stdout, result.stdout
+
+
 # ---- safe mode ------------------------------------------------------------------
 
 

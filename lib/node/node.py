@@ -21,6 +21,7 @@ from sensors import make as make_sensor
 
 _PAYLOAD_SIZE = 48  # {"v":-12345.67,"t":"2026-11-23T08:00:00Z"} fits
 _NTP_RESYNC_MS = 6 * 3600 * 1000  # a board's clock drifts seconds a day
+_REBOOT_GRACE_S = 30  # no reboot command taken before the node has been up this long
 
 
 class Node:
@@ -58,9 +59,13 @@ class Node:
         self.qos = []
         now = ticks_ms()
         for s in config["SENSORS"]:
-            bus = hardware(s, config["BUSES"].get(s["bus"])) if hardware else None
-            driver = make_sensor(s["driver"], bus, **s["params"])
             index = len(self.sensors)
+            bus = hardware(s, config["BUSES"].get(s["bus"])) if hardware else None
+            try:
+                driver = make_sensor(s["driver"], bus, **s["params"])
+            except (ValueError, TypeError) as e:
+                # A parameter's value the driver refuses: a board error, named.
+                raise ValueError("board SENSORS[%d] (%s) params: %s" % (index, s["driver"], e))
             self.sensors.append(driver)
             self.period_ms.append(s["period_s"] * 1000)
             self.next_start.append(now)
@@ -93,6 +98,15 @@ class Node:
         self.published = 0
         self.sensor_errors = 0
         self.reboot_requested = False
+        # Commands from a flood (queued on a persistent session, or sent by
+        # anyone who may publish): a reboot is taken once per boot and only
+        # after reboot_grace_s up; forced readings (publish-now, interval) at
+        # most once per shortest period. The rest are acknowledged, dropped
+        # and counted.
+        self.reboot_grace_s = _REBOOT_GRACE_S
+        self.commands_dropped = 0
+        self._forced_at = None
+        self._told_dropped = False
         self.next_diagnostics = ticks_add(now, config["DIAGNOSTICS_S"] * 1000)
 
         broker = config["BROKER"]
@@ -197,24 +211,57 @@ class Node:
         if key == "interval":
             seconds = _parse_seconds(value)
             now = ticks_ms()
+            forced = self._may_force_readings(now)
+            period = seconds * 1000
             for i in range(len(self.sensors)):
-                self.period_ms[i] = seconds * 1000
-                self.next_start[i] = now
+                self.period_ms[i] = period
+                if forced:
+                    self.next_start[i] = now  # the new period starts with a reading now
+                elif ticks_diff(self.next_start[i], now) > period:
+                    self.next_start[i] = ticks_add(now, period)  # forced lately: within the new period
             self.log("command: interval now %d s" % seconds)
         elif key == "publish-now":
             now = ticks_ms()
+            if not self._may_force_readings(now):
+                self._drop_command("publish-now", "readings were forced less than a period ago")
+                return
             for i in range(len(self.sensors)):
                 self.next_start[i] = now
         elif key == "reboot":
-            self.log("command: reboot")
             if self.reset is None:
                 raise ValueError("reboot is not available on this board")
+            if self.reboot_requested:
+                self._drop_command("reboot", "a reboot is already under way")
+                return
+            if self.uptime_s < self.reboot_grace_s:
+                # Else each boot would take one queued reboot of a flood, ack
+                # it and reboot: a storm lasting as long as the queue.
+                why = "up %d s, reboots are taken after %d s" % (self.uptime_s, self.reboot_grace_s)
+                self._drop_command("reboot", why)
+                return
+            self.log("command: reboot")
             # Not from inside the callback: the command's PUBACK goes out when
             # it returns, and a QoS 1 command not acknowledged comes back after
             # the restart (persistent session): a reboot loop. step() reboots.
             self.reboot_requested = True
         else:
             raise ValueError("unknown command %r (known: interval, publish-now, reboot)" % key)
+
+    def _may_force_readings(self, now):
+        """True, and noted, when readings were not forced within the
+        shortest sensor period: a flood of commands forces one reading per
+        period, not one per command."""
+        shortest = min(self.period_ms)
+        if self._forced_at is not None and ticks_diff(now, self._forced_at) < shortest:
+            return False
+        self._forced_at = now
+        return True
+
+    def _drop_command(self, key, why):
+        self.commands_dropped += 1
+        if not self._told_dropped:  # once per boot: a flood must not flood the log too
+            self._told_dropped = True
+            self.log("command %s dropped: %s (further dropped commands are counted in diagnostics)" % (key, why))
 
     # ---- the loop ------------------------------------------------------
 
@@ -419,6 +466,7 @@ class Node:
             "published": self.published,
             # QoS 2 messages the broker completed with PUBACK: it serves QoS 2 as QoS 1.
             "qos2_downgraded": self.client.session.qos2_downgraded,
+            "commands_dropped": self.commands_dropped,
         }
         self.client.publish(self.diagnostics_topic, json.dumps(report), 0, False)
 

@@ -92,6 +92,7 @@ def test_retained_reboot_command_does_not_reboot_at_every_connect():
     # button with retain on) is delivered again at every subscribe: obeying
     # it would reboot the board in a loop that only clearing the broker ends.
     node, logs = make_node("t", sensors=SENSORS[:1], reset=reset)
+    node.reboot_grace_s = 0  # else the just-booted node drops any reboot
     host, port = broker_address()
     commander = MQTTClient(unique_id("cmd"), host, port, inflight_max=2, max_packet=128, tx_size=128, rx_size=256)
     commander.connect()
@@ -115,6 +116,7 @@ def test_retained_reboot_command_does_not_reboot_at_every_connect():
 
 def test_live_reboot_command_reboots():
     node, logs = make_node("l", sensors=SENSORS[:1], reset=reset)
+    node.reboot_grace_s = 0  # else the just-booted node drops any reboot
     sub, inbox = subscriber("l", room_filter(node))
     try:
         assert run_until(node, [sub], lambda: node.client.connected and node.published == 1)
@@ -158,6 +160,7 @@ def test_reboot_command_is_acknowledged_before_the_reboot():
     host, port = broker_address()
     persistent = {"host": host, "port": port, "keepalive_s": 30, "clean_session": False}
     node, logs = make_node("b", sensors=SENSORS[:1], reset=reset, ROOM=room, NODE=name, BROKER=persistent)
+    node.reboot_grace_s = 0  # else the just-booted node drops any reboot
     sub, inbox = subscriber("b", room_filter(node))
     again = None
     try:
@@ -172,6 +175,7 @@ def test_reboot_command_is_acknowledged_before_the_reboot():
         node = None
         gc.collect()
         again, logs_again = make_node("b", sensors=SENSORS[:1], reset=reset, ROOM=room, NODE=name, BROKER=persistent)
+        again.reboot_grace_s = 0  # so that a command delivered again would reboot it
         try:
             assert run_until(again, [sub], lambda: again.client.connected and again.published == 1)
             run_until(again, [sub], lambda: False, 500)
@@ -188,3 +192,35 @@ def test_reboot_command_is_acknowledged_before_the_reboot():
         forget = MQTTClient(name, host, port, clean_session=True, max_packet=128, tx_size=128, rx_size=256)
         forget.connect()
         forget.disconnect()
+
+
+def test_a_command_flood_reboots_at_most_once_and_readings_go_on():
+    # Anyone who may publish can send 1000 reboots a second, and a persistent
+    # session queues them: each boot taking one would be a reboot storm.
+    fast = [{"driver": "sim_temperature", "period_s": 1, "qos": 1, "params": {"seed": 11}}]
+    node, logs = make_node("f", sensors=fast, reset=reset)
+    temperature = reading_topic(node, "temperature")
+    sub, inbox = subscriber("f", temperature)  # not the room: 300 commands would fill a Pico's heap
+    try:
+        assert run_until(node, [sub], lambda: inbox.payloads(temperature))
+        for _ in range(150):  # the node just booted: every reboot is dropped
+            send_command(sub, node, "reboot", b"")
+            send_command(sub, node, "publish-now", b"")
+        assert run_until(node, [sub], lambda: node.commands_dropped >= 299, 10000), (node.commands_dropped, logs.lines)
+        assert node.commands_dropped == 299  # one publish-now taken; no reboot
+        assert len(logs.having("dropped")) == 1, logs.lines  # said once, then counted
+        before = len(inbox.payloads(temperature))
+        run_until(node, [sub], lambda: False, 2500)
+        # The readings go on at their period: no stall, and no burst from 150 publish-nows.
+        assert 2 <= len(inbox.payloads(temperature)) - before <= 4, inbox.payloads(temperature)
+        node.reboot_grace_s = 0  # as if up for longer than the grace
+        for _ in range(20):
+            send_command(sub, node, "reboot", b"")
+        try:
+            run_until(node, [sub], lambda: False, 3000)
+        except Rebooted:
+            assert len(logs.having("command: reboot")) == 1, logs.lines
+            return
+        raise AssertionError("no reboot after the grace: %r" % logs.lines)
+    finally:
+        finish(node, [sub])
