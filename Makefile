@@ -32,10 +32,13 @@ soak: setup
 bench: setup
 	@$(PY) -m tools.bench
 
-## The flash store on the Unix port: appends and replays per second, flash bytes and syncs per reading: bench/STORE.md.
+## The flash store on the Unix port: appends and replays per second, flash bytes and syncs per reading, into
+## bench/out/STORE.md (git-ignored); PUBLISH=1 also replaces the committed bench/STORE.md.
 bench-store: setup
-	@MICROPYPATH=lib $(VENV)/bin/micropython tools/bench_store.py > bench/STORE.md.tmp && mv bench/STORE.md.tmp bench/STORE.md
-	@cat bench/STORE.md
+	@mkdir -p bench/out
+	@MICROPYPATH=lib $(VENV)/bin/micropython tools/bench_store.py > bench/out/STORE.md.tmp && mv bench/out/STORE.md.tmp bench/out/STORE.md
+	@cat bench/out/STORE.md
+	@$(if $(PUBLISH),cp bench/out/STORE.md bench/STORE.md && echo "bench-store: bench/STORE.md replaced",echo "bench-store: written to bench/out/STORE.md (PUBLISH=1 replaces bench/STORE.md)")
 
 ## The node's deadline tests, three times: how long each hung step takes to give up and recover: bench/RECOVERY.md.
 recovery: setup
