@@ -24,6 +24,35 @@ _NTP_RESYNC_MS = 6 * 3600 * 1000  # a board's clock drifts seconds a day
 _REBOOT_GRACE_S = 30  # no reboot command taken before the node has been up this long
 
 
+class Sensor:
+    """One sensor on the board: its driver, when it is next started and
+    read, and the list its driver reads into. Made once; the loop only
+    assigns to its attributes, so a reading allocates nothing."""
+
+    def __init__(self, driver, settings, period_ms, next_start, first_channel):
+        self.driver = driver
+        self.settings = settings  # its entry in the board's SENSORS
+        self.period_ms = period_ms
+        self.next_start = next_start  # tick when the next measurement is due
+        self.read_at = None  # tick when the started measurement is ready, or None
+        self.values = [0] * len(driver.CHANNELS)
+        self.first_channel = first_channel  # its first channel's index in Node.channels
+
+
+class Channel:
+    """One value a sensor publishes (a BME280 has three): its topic, built
+    once, and how it is published. The ring and the store keep readings by
+    the channel's index in Node.channels."""
+
+    def __init__(self, sensor, index, name, topic, decimals, qos):
+        self.sensor = sensor
+        self.index = index  # in the driver's CHANNELS, UNITS, DECIMALS, DEVICE_CLASSES
+        self.name = name  # in the topic and in discovery: the sensor's prefix + the driver's channel
+        self.topic = topic  # bytes: <prefix>/<room>/<name>
+        self.decimals = decimals
+        self.qos = qos
+
+
 class Node:
     def __init__(self, config, model="unix", hardware=None, wifi=None, client=None, reset=None, log=print):
         """config: node.config.load(board). hardware: a function (sensor
@@ -45,45 +74,25 @@ class Node:
         self._uptime_mark = ticks_ms()
 
         self.sensors = []
-        self.period_ms = []
-        self.next_start = []
-        self.read_at = []  # tick when the started measurement is ready, or None
-        self.values = []
-        self.first_channel = []
-        # Per channel, flattened across sensors.
-        self.channel_sensor = []
-        self.channel_index = []
-        self.topics = []
-        self.names = []
-        self.decimals = []
-        self.qos = []
+        self.channels = []  # every sensor's, in order
         now = ticks_ms()
         for s in config["SENSORS"]:
-            index = len(self.sensors)
             bus = hardware(s, config["BUSES"].get(s["bus"])) if hardware else None
             try:
                 driver = make_sensor(s["driver"], bus, **s["params"])
             except (ValueError, TypeError) as e:
                 # A parameter's value the driver refuses: a board error, named.
-                raise ValueError("board SENSORS[%d] (%s) params: %s" % (index, s["driver"], e))
-            self.sensors.append(driver)
-            self.period_ms.append(s["period_s"] * 1000)
-            self.next_start.append(now)
-            self.read_at.append(None)
-            self.values.append([0] * len(driver.CHANNELS))
-            self.first_channel.append(len(self.topics))
-            for k, channel in enumerate(driver.CHANNELS):
-                sensor_name = s["prefix"] + channel
-                if sensor_name in self.names:
+                raise ValueError("board SENSORS[%d] (%s) params: %s" % (len(self.sensors), s["driver"], e))
+            sensor = Sensor(driver, s, s["period_s"] * 1000, now, len(self.channels))
+            self.sensors.append(sensor)
+            for k, quantity in enumerate(driver.CHANNELS):
+                sensor_name = s["prefix"] + quantity
+                if any(c.name == sensor_name for c in self.channels):
                     raise ValueError(
                         "board SENSORS: two sensors publish %r; give one a 'prefix' (e.g. 'outdoor_')" % sensor_name
                     )
-                self.channel_sensor.append(index)
-                self.channel_index.append(k)
-                self.names.append(sensor_name)
-                self.topics.append(("%s/%s/%s" % (prefix, room, sensor_name)).encode())
-                self.decimals.append(driver.DECIMALS[k])
-                self.qos.append(s["qos"])
+                topic = ("%s/%s/%s" % (prefix, room, sensor_name)).encode()
+                self.channels.append(Channel(sensor, k, sensor_name, topic, driver.DECIMALS[k], s["qos"]))
         self.payload = bytearray(_PAYLOAD_SIZE)
         self.json_payload = config["PAYLOAD"] == "json"
         self.ntp = config["NTP"] if self.json_payload else None  # only JSON payloads carry the time
@@ -92,7 +101,7 @@ class Node:
         self.resolver = _resolver(config)
         self._wifi_ups_seen = -1
         self.ring = Ring(config["BUFFER"])
-        self.store = _open_store(config, len(self.topics), log)
+        self.store = _open_store(config, len(self.channels), log)
         self.store_errors = 0
         self._disconnects_seen = 0
         self.published = 0
@@ -175,21 +184,20 @@ class Node:
         self.log("store: %s" % (error,))
 
     def _publish_discovery(self):
-        for ch in range(len(self.topics)):
-            driver = self.sensors[self.channel_sensor[ch]]
-            k = self.channel_index[ch]
+        for channel in self.channels:
+            driver = channel.sensor.driver
             payload = discovery.config_payload(
                 self.config["NODE"],
                 self.config["ROOM"],
-                self.names[ch],
-                self.topics[ch].decode(),
-                driver.UNITS[k],
-                driver.DEVICE_CLASSES[k],
+                channel.name,
+                channel.topic.decode(),
+                driver.UNITS[channel.index],
+                driver.DEVICE_CLASSES[channel.index],
                 self.status_topic,
                 self.json_payload,
                 self.model,
             )
-            self.client.publish(discovery.config_topic(self.config["NODE"], self.names[ch]), payload, 1, True)
+            self.client.publish(discovery.config_topic(self.config["NODE"], channel.name), payload, 1, True)
 
     # ---- commands ------------------------------------------------------
 
@@ -213,20 +221,20 @@ class Node:
             now = ticks_ms()
             forced = self._may_force_readings(now)
             period = seconds * 1000
-            for i in range(len(self.sensors)):
-                self.period_ms[i] = period
+            for sensor in self.sensors:
+                sensor.period_ms = period
                 if forced:
-                    self.next_start[i] = now  # the new period starts with a reading now
-                elif ticks_diff(self.next_start[i], now) > period:
-                    self.next_start[i] = ticks_add(now, period)  # forced lately: within the new period
+                    sensor.next_start = now  # the new period starts with a reading now
+                elif ticks_diff(sensor.next_start, now) > period:
+                    sensor.next_start = ticks_add(now, period)  # forced lately: within the new period
             self.log("command: interval now %d s" % seconds)
         elif key == "publish-now":
             now = ticks_ms()
             if not self._may_force_readings(now):
                 self._drop_command("publish-now", "readings were forced less than a period ago")
                 return
-            for i in range(len(self.sensors)):
-                self.next_start[i] = now
+            for sensor in self.sensors:
+                sensor.next_start = now
         elif key == "reboot":
             if self.reset is None:
                 raise ValueError("reboot is not available on this board")
@@ -251,7 +259,7 @@ class Node:
         """True, and noted, when readings were not forced within the
         shortest sensor period: a flood of commands forces one reading per
         period, not one per command."""
-        shortest = min(self.period_ms)
+        shortest = min(sensor.period_ms for sensor in self.sensors)
         if self._forced_at is not None and ticks_diff(now, self._forced_at) < shortest:
             return False
         self._forced_at = now
@@ -350,54 +358,54 @@ class Node:
         """Start measurements that are due and read those that are ready.
         Returns ms until the next start or read."""
         wait = 60000
-        for i in range(len(self.sensors)):
-            ready = self.read_at[i]
+        for sensor in self.sensors:
+            ready = sensor.read_at
             if ready is not None and ticks_diff(ready, now) <= 0:
-                self.read_at[i] = None
-                self._read(i)
-            elif ready is None and ticks_diff(self.next_start[i], now) <= 0:
-                self._start(i, now)
-            due = self.read_at[i] if self.read_at[i] is not None else self.next_start[i]
+                sensor.read_at = None
+                self._read(sensor)
+            elif ready is None and ticks_diff(sensor.next_start, now) <= 0:
+                self._start(sensor, now)
+            due = sensor.read_at if sensor.read_at is not None else sensor.next_start
             left = ticks_diff(due, now)
             wait = left if left < wait else wait
         if not self.client.autoflush:
             self.client.flush()
         return wait if wait > 0 else 0
 
-    def _start(self, i, now):
-        nxt = ticks_add(self.next_start[i], self.period_ms[i])
+    def _start(self, sensor, now):
+        nxt = ticks_add(sensor.next_start, sensor.period_ms)
         # Fell behind (a long outage, a slow sensor): skip ahead, never burst.
-        self.next_start[i] = nxt if ticks_diff(nxt, now) > 0 else ticks_add(now, self.period_ms[i])
+        sensor.next_start = nxt if ticks_diff(nxt, now) > 0 else ticks_add(now, sensor.period_ms)
         try:
-            delay = self.sensors[i].start()
+            delay = sensor.driver.start()
         except OSError as e:
-            self._sensor_failed(i, e)
+            self._sensor_failed(sensor, e)
             return
         if delay <= 0:
-            self._read(i)
+            self._read(sensor)
         else:
-            self.read_at[i] = ticks_add(now, delay)
+            sensor.read_at = ticks_add(now, delay)
 
-    def _read(self, i):
-        values = self.values[i]
+    def _read(self, sensor):
+        values = sensor.values
         try:
-            self.sensors[i].read(values)
+            sensor.driver.read(values)
         except OSError as e:
-            self._sensor_failed(i, e)
+            self._sensor_failed(sensor, e)
             return
-        first = self.first_channel[i]
+        first = sensor.first_channel
         for k in range(len(values)):
             self.publish_reading(first + k, values[k])
 
-    def _sensor_failed(self, i, error):
+    def _sensor_failed(self, sensor, error):
         self.sensor_errors += 1
-        self.log("sensor %s: %s" % (self.config["SENSORS"][i]["driver"], error))
+        self.log("sensor %s: %s" % (sensor.settings["driver"], error))
 
     # ---- publishing ----------------------------------------------------
 
     def publish_reading(self, channel, value):
         """Publish now if the link is up and nothing older waits; else keep
-        it in the ring, in order."""
+        it in the ring, in order. channel: its index in self.channels."""
         taken = now_s() if self.json_payload else 0
         store = self.store
         if store is not None and (store.unsent or not self._can_send(channel)):
@@ -411,16 +419,17 @@ class Node:
             return
         self._send(channel, value, taken)
 
-    def _can_send(self, channel):
+    def _can_send(self, index):
         client = self.client
-        return client.connected and (self.qos[channel] == 0 or client.session.inflight_free() > 0)
+        return client.connected and (self.channels[index].qos == 0 or client.session.inflight_free() > 0)
 
-    def _send(self, channel, value, taken):
+    def _send(self, index, value, taken):
+        channel = self.channels[index]
         if self.json_payload:
-            n = format_json(self.payload, value, self.decimals[channel], taken)
+            n = format_json(self.payload, value, channel.decimals, taken)
         else:
-            n = format_fixed(self.payload, 0, value, self.decimals[channel])
-        packet_id = self.client.publish(self.topics[channel], self.payload, self.qos[channel], False, n)
+            n = format_fixed(self.payload, 0, value, channel.decimals)
+        packet_id = self.client.publish(channel.topic, self.payload, channel.qos, False, n)
         self.published += 1
         return packet_id
 
@@ -444,10 +453,10 @@ class Node:
         ring = self.ring
         while ring.count:
             i = ring.oldest()
-            channel = ring.channel[i]
-            if not self._can_send(channel):
+            index = ring.channel[i]
+            if not self._can_send(index):
                 return
-            self._send(channel, ring.value[i], ring.taken[i])
+            self._send(index, ring.value[i], ring.taken[i])
             ring.pop()
 
     def _publish_diagnostics(self):
@@ -482,11 +491,11 @@ class Node:
             else:
                 sleep_ms(100)
         now = ticks_ms()
-        for i in range(len(self.sensors)):
-            self.next_start[i] = now
+        for sensor in self.sensors:
+            sensor.next_start = now
         while True:
             wait = self._sensors_due(ticks_ms())
-            if all(r is None for r in self.read_at):
+            if all(sensor.read_at is None for sensor in self.sensors):
                 break
             sleep_ms(wait if wait < 100 else 100)
         self.drain_ring()

@@ -34,11 +34,11 @@ def test_interval_command_changes_the_period():
     temperature = reading_topic(node, "temperature")
     try:
         assert run_until(node, [sub], lambda: inbox.payloads(temperature))
-        assert node.period_ms == [60000, 60000]
+        assert [s.period_ms for s in node.sensors] == [60000, 60000]
         send_command(sub, node, "interval", b"5")
         assert run_until(node, [sub], lambda: logs.having("interval now")), logs.lines
         assert logs.having("command: interval now 5 s")
-        assert node.period_ms == [5000, 5000]
+        assert [s.period_ms for s in node.sensors] == [5000, 5000]
         # The new period starts now: a reading at once.
         assert run_until(node, [sub], lambda: len(inbox.payloads(temperature)) == 2)
         assert inbox.payloads(temperature) == expected_payloads("sim_temperature", 11, 2)
@@ -60,7 +60,8 @@ def test_bad_interval_is_logged_and_ignored():
             )
             line = logs.having("command rejected")[-1]
             assert "interval" in line and reason in line, line
-            assert node.period_ms == [60000], node.period_ms
+            periods = [s.period_ms for s in node.sensors]
+            assert periods == [60000], periods
         assert node.client.connected
         assert len(inbox.payloads(temperature)) == 1  # no reading was forced by a rejected command
     finally:
@@ -147,7 +148,7 @@ def test_publish_now_command_triggers_readings():
         )
         assert inbox.payloads(temperature) == expected_payloads("sim_temperature", 11, 2)
         assert inbox.payloads(humidity) == expected_payloads("sim_humidity", 12, 2)
-        assert node.period_ms == [60000, 60000]  # the period itself is unchanged
+        assert [s.period_ms for s in node.sensors] == [60000, 60000]  # the period itself is unchanged
     finally:
         finish(node, [sub])
 
