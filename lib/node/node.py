@@ -22,6 +22,7 @@ from sensors import make as make_sensor
 _PAYLOAD_SIZE = 48  # {"v":-12345.67,"t":"2026-11-23T08:00:00Z"} fits
 _NTP_RESYNC_MS = 6 * 3600 * 1000  # a board's clock drifts seconds a day
 _REBOOT_GRACE_S = 30  # no reboot command taken before the node has been up this long
+_TX_MIN = 512  # the smallest transmit buffer: the diagnostics report fits
 
 
 class Sensor:
@@ -131,7 +132,9 @@ class Node:
                 ssl_context=_tls_context(broker),
                 inflight_max=config["INFLIGHT"],
                 max_packet=config["MAX_PACKET"],
-                tx_size=config["MAX_PACKET"],
+                # QoS 0 packets go out of this buffer: the diagnostics report
+                # (up to ~400 B with its topic) must fit whatever MAX_PACKET is.
+                tx_size=config["MAX_PACKET"] if config["MAX_PACKET"] > _TX_MIN else _TX_MIN,
                 # A blocking step must end well before the watchdog would fire.
                 connect_timeout_ms=_step_deadline_ms(config["WATCHDOG_MS"]),
                 io_timeout_ms=_step_deadline_ms(config["WATCHDOG_MS"]),

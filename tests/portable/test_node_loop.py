@@ -111,3 +111,25 @@ def test_json_publish_cycles_with_time_allocate_nothing():
         assert bytes(node.payload[:6]) == b'{"v":2'  # the JSON form, with the time
     finally:
         finish(node, [])
+
+
+def test_diagnostics_report_goes_out_with_the_smallest_packet_size_a_board_may_set():
+    import json
+
+    from mqtt.client import MQTTClient
+    from support import broker_address, unique_id
+
+    node, logs = make_node("d", sensors=SENSORS[:1], MAX_PACKET=128, DIAGNOSTICS_S=1)
+    host, port = broker_address()
+    sub = MQTTClient(unique_id("subd"), host, port, inflight_max=2, max_packet=128, tx_size=128, rx_size=512)
+    reports = []
+    sub.on_message = lambda c, userdata, message: reports.append(message.payload)
+    sub.connect()
+    sub.subscribe(node.diagnostics_topic, 0)
+    try:
+        assert run_until(node, [sub], lambda: reports, 5000), logs.lines
+        report = json.loads(reports[0])
+        assert len(reports[0]) > 128  # larger than MAX_PACKET: the transmit buffer is sized for it
+        assert report["uptime_s"] >= 0 and "commands_dropped" in report and "qos2_downgraded" in report
+    finally:
+        finish(node, [sub])

@@ -44,7 +44,7 @@ def watcher(tag, topic, keepalive=60):
         inflight_max=2,
         max_packet=128,
         tx_size=128,
-        rx_size=256,
+        rx_size=512,  # a diagnostics report is ~300 B
     )
     arrivals = Arrivals(client)
     client.connect()
