@@ -129,7 +129,11 @@ def ticks_before_wrap(before_wrap_ms):
 def run_near_wrap(modules, before_wrap_ms, fn):
     """fn() with ticks_ms in each module (which took it with `from compat
     import ticks_ms`) read from ticks_before_wrap(before_wrap_ms)."""
-    clock = ticks_before_wrap(before_wrap_ms)
+    return with_ticks(modules, ticks_before_wrap(before_wrap_ms), fn)
+
+
+def with_ticks(modules, clock, fn):
+    """fn() with ticks_ms in each module replaced by clock()."""
     saved = [module.ticks_ms for module in modules]
     for module in modules:
         module.ticks_ms = clock

@@ -11,7 +11,7 @@ from mqtt import client as client_module
 from mqtt.client import MQTTClient
 from node import node as node_module
 from node_harness import expected_payloads, finish, make_node, reading_topic, room_filter, run_until, sim, subscriber
-from support import broker_address, poll_until, run_near_wrap, unique_id
+from support import broker_address, poll_until, run_near_wrap, unique_id, with_ticks
 
 NEEDS_NETWORK = True  # a broker: not on the 32-bit runtime
 
@@ -192,17 +192,6 @@ class JumpClock:
         self._start = ticks_add(self._start, ms)
 
 
-def with_clock(modules, clock, fn):
-    saved = [module.ticks_ms for module in modules]
-    for module in modules:
-        module.ticks_ms = clock
-    try:
-        return fn()
-    finally:
-        for i in range(len(modules)):
-            modules[i].ticks_ms = saved[i]
-
-
 def broker_without_keepalive():
     # A day's jump of the clock would read as a dead link: these tests are
     # about the node's own deadlines, not the keepalive.
@@ -227,7 +216,7 @@ def test_node_uptime_keeps_counting_past_six_days():
         finally:
             finish(node, [sub])
 
-    uptimes = with_clock([node_module, client_module], clock, eight_days)
+    uptimes = with_ticks([node_module, client_module], clock, eight_days)
     for day in range(1, 9):
         assert day * 86400 <= uptimes[day - 1] < day * 86400 + 10, uptimes
 
@@ -294,7 +283,7 @@ def _week_without_wifi(tag, after):
     saved_sync = node_module.sync_ntp
     node_module.sync_ntp = fake_sync_ntp
     try:
-        return with_clock([node_module, client_module], clock, week)
+        return with_ticks([node_module, client_module], clock, week)
     finally:
         node_module.sync_ntp = saved_sync
 

@@ -8,6 +8,7 @@ from backoff import Backoff
 from compat import ticks_add, ticks_diff
 from mqtt.session import CONNECTED, KeepaliveTimeout, Session
 from support import allocated_by
+from test_session import feed, output  # the same byte helpers as the session tests
 
 CONNACK_OK = bytes([0x20, 0x02, 0x00, 0x00])  # CONNACK, remaining 2, no session present, accepted
 CONNACK_SESSION = bytes([0x20, 0x02, 0x01, 0x00])  # session present
@@ -29,21 +30,6 @@ def later(start, ms):
         start = ticks_add(start, LONGEST_TICKS_MS)
         ms -= LONGEST_TICKS_MS
     return ticks_add(start, ms)
-
-
-def output(session, now):
-    """What the session wants written, as one bytes object, then marks it sent at now."""
-    out = bytearray()
-    for i in range(session.out_count):
-        start = session.out_start[i]
-        out.extend(session.mem[start : start + session.out_length[i]])
-    session.sent(now)
-    return bytes(out)
-
-
-def feed(session, data, now):
-    buf = bytearray(data)
-    return session.receive(buf, 0, len(buf), now)
 
 
 def connected_at(now, **kwargs):
