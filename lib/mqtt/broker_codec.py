@@ -8,6 +8,7 @@
 # input, ProtocolError for anything malformed from the peer.
 
 from compat import const
+from mqtt.explain import describe, show
 from mqtt.packet import (
     CONNACK,
     CONNACK_REASONS,
@@ -30,18 +31,38 @@ from mqtt.packet import (
     _check_fits,
     _check_packet_id,
     _encode_empty,
-    _field,
-    _nonempty_sequence,
     _packet_id,
     _packet_size,
     _put_header,
-    _string,
 )
 from mqtt.packet import decode as _client_decode
-from mqtt.topic import STRING, TOPIC_FILTER, TOPIC_NAME, show
+from mqtt.subscribe import _nonempty_sequence
+from mqtt.topic import STRING, TOPIC_FILTER, TOPIC_NAME, scan
 
 # 3.1.1 section 3.1.2.3: the CONNECT flag a client MUST leave 0.
 _CONNECT_RESERVED = const(0x01)
+
+
+def _field(buf, p, end, what):
+    # Length of the 2-byte-length-prefixed field at buf[p], checked against
+    # the packet's end; its bytes start at p + 2.
+    if end - p < 2:
+        raise ProtocolError("%s length is cut off: %d byte(s) left in the packet" % (what, end - p))
+    n = (buf[p] << 8) | buf[p + 1]
+    if n > end - p - 2:
+        raise ProtocolError("%s length %d exceeds the %d byte(s) left in the packet" % (what, n, end - p - 2))
+    return n
+
+
+def _string(buf, p, end, rules, what):
+    # An MQTT UTF-8 string at buf[p] (3.1.1 section 1.5.3); returns its length.
+    n = _field(buf, p, end, what)
+    if n == 0 and rules != STRING:
+        raise ProtocolError("%s is empty (3.1.1 section 4.7.3)" % what)
+    bad = scan(buf, p + 2, p + 2 + n, rules)
+    if bad >= 0:
+        raise ProtocolError("%s %s" % (what, describe(buf, bad, p + 2, rules)))
+    return n
 
 
 class BrokerPacket(Packet):

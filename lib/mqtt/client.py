@@ -4,6 +4,10 @@
 # API in paho's shape: connect, publish(topic, payload, qos, retain),
 # subscribe(topic, qos), callbacks on_connect / on_message / on_publish /
 # on_subscribe / on_disconnect, and poll(timeout_ms) as the loop you call.
+#
+# What only some nodes need loads when first used: TLS (mqtt.tls) at the
+# first connect with an ssl_context, SUBSCRIBE and UNSUBSCRIBE
+# (mqtt.subscribe), QoS 2 (mqtt.qos2) at the first QoS 2 packet.
 
 from backoff import Backoff
 from compat import sleep_ms, ticks_add, ticks_diff, ticks_ms
@@ -93,6 +97,7 @@ class MQTTClient:
         reconnect_max_ms=60000,
         resolver=None,
         transport=None,
+        inflight_bytes=0,
     ):
         self.host = host
         # transport(client, deadline) -> a stream (see mqtt.transport), opened
@@ -113,7 +118,10 @@ class MQTTClient:
         self.connect_timeout_ms = _wait_ms("connect_timeout_ms", connect_timeout_ms)
         self.io_timeout_ms = _wait_ms("io_timeout_ms", io_timeout_ms)
         self.publish_timeout_ms = _wait_ms("publish_timeout_ms", publish_timeout_ms)
-        self.session = Session(
+        # max_packet bounds a QoS 1/2 PUBLISH, tx_size a QoS 0 one (and a
+        # batch of them); inflight_bytes is the pool the unacknowledged
+        # QoS 1/2 messages share (0: up to 4 of max_packet).
+        session = self.session = Session(
             client_id,
             keepalive,
             clean_session,
@@ -123,11 +131,13 @@ class MQTTClient:
             max_packet=max_packet,
             scratch_size=tx_size,
             retry_ms=retry_ms,
+            inflight_bytes=inflight_bytes,
         )
-        self.session.on_message = self._deliver
-        self.session.on_ack = self._acked
-        self.session.on_suback = self._subacked
-        self.session.on_unsuback = self._unsubacked
+        session.on_message = self._deliver
+        session.on_ack = self._acked
+        session.on_suback = self._subacked
+        session.on_unsuback = self._unsubacked
+        session.on_downgrade = self._downgraded
         self.backoff = Backoff(reconnect_min_ms, reconnect_max_ms)
         # When False, QoS 0 publishes collect in the transmit buffer and go
         # out as one write at the next poll() or flush(): a batch of readings.
@@ -138,7 +148,6 @@ class MQTTClient:
         self._rx_length = 0
         self._stage = bytearray(_STAGE_SIZE)
         self._drain = 0
-        self._header = Packet()
         self._reconnect_at = 0
         self._reconnect_due = False
 
@@ -146,7 +155,6 @@ class MQTTClient:
         self.disconnects = 0
         self.oversize_dropped = 0
         self.last_error = None
-        self._told_downgrade = False
 
     # ---- connection ----------------------------------------------------
 
@@ -164,28 +172,29 @@ class MQTTClient:
         OSError (MQTTTimeout for the deadline), ConnectRefused or
         ProtocolError; the client is then disconnected."""
         self._close()
+        session = self.session
         deadline = ticks_add(ticks_ms(), self.connect_timeout_ms)
         try:
             handshake = self._open(deadline)
-            self.session.connect(ticks_ms())
+            session.connect(ticks_ms())
             if handshake is not None:
                 # The CONNECT's write finishes the TLS handshake (netcompat.tls_wrap), within the deadline.
                 try:
                     self._flush(deadline)
                 except (OSError, ValueError, MemoryError) as e:
-                    from mqtt.transport import tls_failure
+                    from mqtt.tls import tls_failure
 
                     raise tls_failure(e, handshake[0], handshake[1])
             try:
                 self._flush()
-                while self.session.state != CONNECTED:
+                while session.state != CONNECTED:
                     self._read(self._time_left(deadline, "no CONNACK from"))
             except OSError as e:
-                refused = None
-                if self.ssl_context is not None:
-                    from mqtt.transport import tls_refused_before_connack
+                if self.ssl_context is None:
+                    raise
+                from mqtt.tls import tls_refused_before_connack
 
-                    refused = tls_refused_before_connack(self, e)
+                refused = tls_refused_before_connack(self, e)
                 if refused is None:
                     raise
                 raise refused
@@ -193,15 +202,15 @@ class MQTTClient:
             self._flush()
         except Exception as e:
             self._close()
-            self.session.connection_lost()
+            session.connection_lost()
             self.last_error = e
             raise
         self.connects += 1
         self.backoff.reset()
         self._reconnect_due = False
         if self.on_connect is not None:
-            self.on_connect(self, self.userdata, self.session.session_present)
-        return self.session.session_present
+            self.on_connect(self, self.userdata, session.session_present)
+        return session.session_present
 
     def _time_left(self, deadline, what):
         left = ticks_diff(deadline, ticks_ms())
@@ -273,17 +282,20 @@ class MQTTClient:
         link is down and the backoff has passed. Never raises for link
         failures: they become a reconnect (see on_disconnect, last_error).
         Returns ms until the next thing the client must do, or -1."""
-        if not self.connected:
+        session = self.session
+        if session.state != CONNECTED:
             return self._poll_disconnected(timeout_ms)
         try:
-            wait = self.session.tick(ticks_ms())
-            self._flush()
+            wait = session.tick(ticks_ms())
+            if session.out_count:
+                self._flush()
             if wait < 0 or (timeout_ms >= 0 and timeout_ms < wait):
                 wait = timeout_ms
             self._read(wait)
-            if not self.connected:  # a callback called disconnect()
+            if session.state != CONNECTED:  # a callback called disconnect()
                 return self.reconnect_in_ms()
-            self._flush()  # acks for what was read
+            if session.out_count:
+                self._flush()  # acks for what was read
             return wait
         except (OSError, ProtocolError, KeepaliveTimeout) as e:
             self._drop(e)
@@ -328,7 +340,8 @@ class MQTTClient:
         """Poll until every QoS 1/2 message is acknowledged. Returns True
         if they all were within timeout_ms."""
         deadline = ticks_add(ticks_ms(), _wait_ms("timeout_ms", timeout_ms))
-        while self.session.inflight_count():
+        session = self.session
+        while session.inflight_count():
             left = ticks_diff(deadline, ticks_ms())
             if left <= 0:
                 return False
@@ -344,38 +357,45 @@ class MQTTClient:
         table is full this polls for up to publish_timeout_ms, then raises
         InflightFull. Bad topic, QoS or size raise ValueError."""
         session = self.session
-        if qos == 0:
-            if not self.connected:
-                raise NotConnected("not connected: a QoS 0 message cannot wait")
-            if not self.autoflush and session.scratch_room() < _publish_size(topic, payload, payload_len):
-                self.flush()
+        if not qos and session.state != CONNECTED:
+            raise NotConnected("not connected: a QoS 0 message cannot wait")
         packet_id = session.publish(topic, payload, qos, retain, ticks_ms(), payload_len)
         if packet_id < 0:
             packet_id = self._publish_when_room(topic, payload, qos, retain, payload_len)
-        if self.autoflush or qos:
-            self.flush()
+        if session.out_count and (qos or self.autoflush):
+            try:
+                self._flush()
+            except OSError as e:
+                self._drop(e)
         return packet_id
 
     def _publish_when_room(self, topic, payload, qos, retain, payload_len):
+        # No room: write out what is queued (earlier QoS 0 packets fill the
+        # transmit buffer when autoflush is off), else poll for acks (the
+        # in-flight table or its pool is full), for up to publish_timeout_ms.
+        session = self.session
         deadline = ticks_add(ticks_ms(), self.publish_timeout_ms)
         while True:
-            left = ticks_diff(deadline, ticks_ms())
-            if left <= 0:
-                raise InflightFull(
-                    "in-flight table full: %d messages unacknowledged for %d ms"
-                    % (self.session.inflight_max, self.publish_timeout_ms)
-                )
-            self.poll(left)
-            packet_id = self.session.publish(topic, payload, qos, retain, ticks_ms(), payload_len)
+            if session.out_count:
+                self.flush()
+            else:
+                left = ticks_diff(deadline, ticks_ms())
+                if left <= 0:
+                    raise InflightFull(
+                        "in-flight table full: %d messages unacknowledged for %d ms"
+                        % (session.inflight_count(), self.publish_timeout_ms)
+                    )
+                self.poll(left)
+            if not qos and session.state != CONNECTED:
+                raise NotConnected("not connected: a QoS 0 message cannot wait")
+            packet_id = session.publish(topic, payload, qos, retain, ticks_ms(), payload_len)
             if packet_id >= 0:
                 return packet_id
 
     def flush(self):
         """Write out whatever is queued. A link failure becomes a reconnect."""
-        if not self.session.pending_output():
-            return
-        if not self.connected:
-            return  # stays in the in-flight table for after the reconnect
+        if not self.session.out_count or not self.connected:
+            return  # nothing, or it stays in the in-flight table for after the reconnect
         try:
             self._flush()
         except OSError as e:
@@ -384,11 +404,18 @@ class MQTTClient:
     def _flush(self, deadline=None):
         session = self.session
         count = session.out_count
-        if not count or self._stream is None:
+        stream = self._stream
+        if not count or stream is None:
             return
         mem = session.mem
+        starts = session.out_start
+        lengths = session.out_length
         for i in range(count):
-            self._write_all(mem, session.out_start[i], session.out_length[i], deadline)
+            length = lengths[i]
+            n = stream.write(mem, starts[i], length)
+            if n != length:  # a part, or nothing (None: it would block)
+                n = n or 0
+                self._write_all(mem, starts[i] + n, length - n, deadline)
         session.sent(ticks_ms())
 
     def _write_all(self, buf, offset, length, deadline=None):
@@ -435,8 +462,6 @@ class MQTTClient:
         stream = self._stream
         if not stream.wait_readable(timeout_ms):
             return
-        rx = self._rx
-        have = self._rx_length
         session = self.session
         if self._drain:
             n = self._read_into_stage(len(self._stage) if self._drain > len(self._stage) else self._drain)
@@ -444,6 +469,8 @@ class MQTTClient:
                 self._drain -= n
                 session.heard(ticks_ms())
             return
+        rx = self._rx
+        have = self._rx_length
         if have == 0:
             n = stream.readinto(rx, len(rx))
             if n is None:
@@ -462,12 +489,11 @@ class MQTTClient:
             for i in range(n):
                 rx[have + i] = stage[i]
         have += n
-        now = ticks_ms()
-        # Part of a packet counts too: a broker busy sending a large one over a
-        # slow link is not silent, and answers a PINGREQ only after it.
-        session.heard(now)
-        consumed = session.receive(rx, 0, have, now)
-        while consumed < have and session.pending_output() and self.connected:
+        # Part of a packet counts as hearing from the broker too: one busy
+        # sending a large packet over a slow link is not silent, and answers
+        # a PINGREQ only after it.
+        consumed = session.receive(rx, 0, have, ticks_ms())
+        while consumed < have and session.out_count and session.state == CONNECTED:
             # The session stopped for room to queue acks: send them, go on.
             self._flush()
             n = session.receive(rx, consumed, have, ticks_ms())
@@ -479,8 +505,8 @@ class MQTTClient:
             for i in range(left):
                 rx[i] = rx[consumed + i]
         self._rx_length = left
-        if left:
-            self._check_oversize(left)
+        if left == len(rx):
+            self._check_oversize()
 
     def _read_into_stage(self, length):
         n = self._stream.readinto(self._stage, length)
@@ -488,22 +514,23 @@ class MQTTClient:
             raise OSError("connection closed by the broker")
         return n or 0
 
-    def _check_oversize(self, have):
-        # A packet larger than the receive buffer is drained and counted,
-        # never handled by growing the buffer (the peer picks its length).
-        # Wait until the buffer is full, so a PUBLISH's packet id is in it.
+    def _check_oversize(self):
+        # The receive buffer is full and holds no whole packet: one larger
+        # than the buffer is drained and counted, never handled by growing
+        # the buffer (the peer picks its length). Its start is in the buffer,
+        # so a PUBLISH's packet id is too.
         rx = self._rx
-        header = self._header
-        if have < len(rx) or decode_header(rx, 0, have, header) <= 0 or header.length <= len(rx):
+        header = Packet()
+        if decode_header(rx, 0, len(rx), header) <= 0 or header.length <= len(rx):
             return
         if header.type == PUBLISH and header.flags & 0x06:
             # 3.1.1 section 4.3: acknowledge it anyway, or the broker resends
             # it at every reconnect and holds back everything after it.
             at = header.header_length
             id_at = at + 2 + ((rx[at] << 8) | rx[at + 1])
-            if id_at + 2 <= have:
+            if id_at + 2 <= len(rx):
                 self.session.ack_dropped((header.flags >> 1) & 3, (rx[id_at] << 8) | rx[id_at + 1])
-        self._drain = header.length - have
+        self._drain = header.length - len(rx)
         self._rx_length = 0
         self.oversize_dropped += 1
 
@@ -521,14 +548,14 @@ class MQTTClient:
         self.on_message(self, self.userdata, Message(topic, payload, packet.qos, bool(packet.retain), bool(packet.dup)))
 
     def _acked(self, packet_id):
-        if self.session.qos2_downgraded and not self._told_downgrade:
-            self._told_downgrade = True
-            self._log(
-                "%s:%d answered a QoS 2 PUBLISH with PUBACK: it does not do QoS 2, so QoS 2 messages "
-                "complete as QoS 1 there (at least once, not exactly once)" % (self.host, self.port)
-            )
         if self.on_publish is not None:
             self.on_publish(self, self.userdata, packet_id)
+
+    def _downgraded(self):
+        self._log(
+            "%s:%d answered a QoS 2 PUBLISH with PUBACK: it does not do QoS 2, so QoS 2 messages "
+            "complete as QoS 1 there (at least once, not exactly once)" % (self.host, self.port)
+        )
 
     def _subacked(self, packet_id, buf, start, count):
         if self.on_subscribe is not None:
@@ -537,9 +564,3 @@ class MQTTClient:
     def _unsubacked(self, packet_id):
         if self.on_unsubscribe is not None:
             self.on_unsubscribe(self, self.userdata, packet_id)
-
-
-def _publish_size(topic, payload, payload_len):
-    # Upper bound of an encoded QoS 0 PUBLISH: 1 type byte, up to 4 length
-    # bytes, 2 topic length bytes.
-    return 7 + len(topic) + (len(payload) if payload_len < 0 else payload_len)

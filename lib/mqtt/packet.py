@@ -1,7 +1,12 @@
-# The MQTT 3.1.1 codec, the client's half: every packet a client sends to
-# bytes, and every packet a client receives from bytes, in buffers the
-# caller owns. No I/O, no clock. mqtt.broker_codec is the other half (what
-# only a broker sends or reads), kept apart so that a node does not load it.
+# The MQTT 3.1.1 codec, the client's half: what a connected client runs, in
+# buffers the caller owns. No I/O, no clock. mqtt.broker_codec is the other
+# half (what only a broker sends or reads), kept apart so that a node does
+# not load it; so are the encoders a publishing node never calls, in
+# mqtt.subscribe (SUBSCRIBE, UNSUBSCRIBE: loaded at the first subscribe) and
+# mqtt.checked_publish (encode_publish, every argument checked: for tests
+# and tools; the session checks a publish once and writes it with
+# put_publish). `from mqtt.packet import encode_subscribe` still works: this
+# module hands those names over when asked (__getattr__ at the bottom).
 #
 # Encoders write one whole packet at buf[offset:] and return its length.
 # Illegal input from our own caller is a ValueError raised before a byte is
@@ -16,7 +21,7 @@
 # the caller already has.
 
 from compat import const
-from mqtt.topic import STRING, TOPIC_FILTER, TOPIC_NAME, checked, describe, scan
+from mqtt.topic import STRING, TOPIC_NAME, checked, scan
 
 # 3.1.1 section 2.2.1: control packet types.
 CONNECT = const(1)
@@ -278,66 +283,49 @@ def encode_connect(
     return size
 
 
-def encode_publish(buf, offset, topic, payload, qos=0, retain=False, dup=False, packet_id=0, payload_len=-1):
-    """PUBLISH (3.1.1 section 3.3). payload_len -1 sends all of payload, else
-    payload[0:payload_len]. The topic's characters are not checked here
-    (topic.validate_topic_name does that, once); its length is. packet_id is
-    ignored for QoS 0, which has none."""
-    if isinstance(topic, str):
-        topic = topic.encode()
-    if payload is None:
-        payload = b""
-    elif isinstance(payload, str):
-        payload = payload.encode()
-    if qos == 0:
-        # 3.1.1 section 3.3.1.1: DUP MUST be 0 for QoS 0.
-        if dup:
-            raise ValueError("dup must be False for QoS 0, got %r" % (dup,))
-        first = 0x30
-        id_size = 0
-    elif qos == 1 or qos == 2:
-        if packet_id < 1 or packet_id > _MAX_PACKET_ID:
-            raise ValueError("packet_id must be 1..65535 for QoS %d, got %d" % (qos, packet_id))
-        first = 0x30 | (qos << 1)
-        if dup:
-            first |= _DUP
-        id_size = 2
-    else:
-        raise ValueError("qos must be 0, 1 or 2, got %r" % (qos,))
-    if retain:
-        first |= _RETAIN
+def put_publish(buf, offset, limit, first, topic, payload, length, packet_id):
+    """PUBLISH (3.1.1 section 3.3) from arguments the caller has checked (the
+    session checks each topic once, and the QoS): `first` is the first byte
+    (type, DUP, QoS, RETAIN), topic and payload bytes-likes, payload[0:length]
+    sent, packet_id 0 for QoS 0. Returns the packet's size; or, when it would
+    not end by buf[limit], minus its size, and writes nothing."""
     topic_length = len(topic)
-    # 3.1.1 section 4.7.3: 1..65535 bytes.
-    if topic_length == 0 or topic_length > _MAX_FIELD:
-        raise ValueError("topic must be 1..65535 bytes, got %d" % topic_length)
-    whole = len(payload)
-    if payload_len == -1:
-        payload_len = whole
-    elif payload_len < 0 or payload_len > whole:
-        raise ValueError("payload_len must be -1 or 0..%d, got %d" % (whole, payload_len))
-    remaining = 2 + topic_length + id_size + payload_len
-    if remaining > MAX_REMAINING_LENGTH:
-        raise ValueError("PUBLISH remaining length %d exceeds 268435455" % remaining)
-    size = 1 + remaining_length_size(remaining) + remaining
-    if offset < 0 or offset + size > len(buf):
-        _check_fits(buf, offset, size, "PUBLISH")
+    remaining = 2 + topic_length + length
+    if packet_id:
+        remaining += 2
+    # The fixed header: the first byte and 1..4 bytes of remaining length.
+    if remaining < 0x80:
+        size = remaining + 2
+    elif remaining < 0x4000:
+        size = remaining + 3
+    elif remaining < 0x200000:
+        size = remaining + 4
+    else:
+        size = remaining + 5
+    if offset + size > limit:
+        return -size
     buf[offset] = first
-    i = offset + 1 + encode_remaining_length(buf, offset + 1, remaining)
-    buf[i] = topic_length >> 8
-    buf[i + 1] = topic_length & 0xFF
-    i += 2
+    i = offset + 1
+    while remaining > 0x7F:
+        buf[i] = (remaining & 0x7F) | 0x80
+        remaining >>= 7
+        i += 1
+    buf[i] = remaining
+    buf[i + 1] = topic_length >> 8
+    buf[i + 2] = topic_length & 0xFF
+    i += 3
     buf[i : i + topic_length] = topic
     i += topic_length
-    if id_size:
+    if packet_id:
         buf[i] = packet_id >> 8
         buf[i + 1] = packet_id & 0xFF
         i += 2
-    if payload_len == whole:
-        buf[i : i + payload_len] = payload
+    if length == len(payload):
+        buf[i : i + length] = payload
     else:
         # Part of the payload: a copy loop, since slicing the source would allocate.
         j = 0
-        while j < payload_len:
+        while j < length:
             buf[i + j] = payload[j]
             j += 1
     return size
@@ -379,55 +367,6 @@ def encode_pingreq(buf, offset):
 def encode_disconnect(buf, offset):
     """DISCONNECT (3.1.1 section 3.14): E0 00."""
     return _encode_empty(buf, offset, DISCONNECT)
-
-
-def _nonempty_sequence(values, what):
-    if isinstance(values, (str, bytes, bytearray, memoryview)) or len(values) == 0:
-        raise ValueError("%s must be a non-empty sequence, got %r" % (what, values))
-
-
-def encode_subscribe(buf, offset, packet_id, subscriptions):
-    """SUBSCRIBE (3.1.1 section 3.8); subscriptions: a sequence of
-    (topic filter, requested QoS)."""
-    _check_packet_id(packet_id, "SUBSCRIBE")
-    # 3.1.1 section 3.8.3: at least one topic filter / QoS pair.
-    _nonempty_sequence(subscriptions, "subscriptions")
-    remaining = 2
-    for topic_filter, qos in subscriptions:
-        remaining += 3 + len(checked(topic_filter, TOPIC_FILTER, "topic filter"))
-        _check_qos(qos, "requested qos")
-    size = _packet_size(remaining, "SUBSCRIBE")
-    _check_fits(buf, offset, size, "SUBSCRIBE")
-    # 3.1.1 section 3.8.1: flags 0b0010.
-    i = _put_header(buf, offset, (SUBSCRIBE << 4) | _FLAGS_PUBREL, remaining)
-    buf[i] = packet_id >> 8
-    buf[i + 1] = packet_id & 0xFF
-    i += 2
-    for topic_filter, qos in subscriptions:
-        i = _put_field(buf, i, topic_filter.encode() if isinstance(topic_filter, str) else topic_filter)
-        buf[i] = qos
-        i += 1
-    return size
-
-
-def encode_unsubscribe(buf, offset, packet_id, filters):
-    """UNSUBSCRIBE (3.1.1 section 3.10); filters: a sequence of topic filters."""
-    _check_packet_id(packet_id, "UNSUBSCRIBE")
-    # 3.1.1 section 3.10.3: at least one topic filter.
-    _nonempty_sequence(filters, "filters")
-    remaining = 2
-    for topic_filter in filters:
-        remaining += 2 + len(checked(topic_filter, TOPIC_FILTER, "topic filter"))
-    size = _packet_size(remaining, "UNSUBSCRIBE")
-    _check_fits(buf, offset, size, "UNSUBSCRIBE")
-    # 3.1.1 section 3.10.1: flags 0b0010.
-    i = _put_header(buf, offset, (UNSUBSCRIBE << 4) | _FLAGS_PUBREL, remaining)
-    buf[i] = packet_id >> 8
-    buf[i + 1] = packet_id & 0xFF
-    i += 2
-    for topic_filter in filters:
-        i = _put_field(buf, i, topic_filter.encode() if isinstance(topic_filter, str) else topic_filter)
-    return size
 
 
 # ---- decoding ----------------------------------------------------------------
@@ -479,28 +418,6 @@ def decode_header(buf, start, end, packet):
     packet.header_length = header_length
     packet.length = header_length + remaining
     return header_length
-
-
-def _field(buf, p, end, what):
-    # Length of the 2-byte-length-prefixed field at buf[p], checked against
-    # the packet's end; its bytes start at p + 2.
-    if end - p < 2:
-        raise ProtocolError("%s length is cut off: %d byte(s) left in the packet" % (what, end - p))
-    n = (buf[p] << 8) | buf[p + 1]
-    if n > end - p - 2:
-        raise ProtocolError("%s length %d exceeds the %d byte(s) left in the packet" % (what, n, end - p - 2))
-    return n
-
-
-def _string(buf, p, end, rules, what):
-    # An MQTT UTF-8 string at buf[p] (3.1.1 section 1.5.3); returns its length.
-    n = _field(buf, p, end, what)
-    if n == 0 and rules != STRING:
-        raise ProtocolError("%s is empty (3.1.1 section 4.7.3)" % what)
-    bad = scan(buf, p + 2, p + 2 + n, rules)
-    if bad >= 0:
-        raise ProtocolError("%s %s" % (what, describe(buf, bad, p + 2, rules)))
-    return n
 
 
 def _packet_id(buf, p, end, name):
@@ -586,6 +503,8 @@ def _decode_publish(buf, p, end, packet):
         )
     bad = scan(buf, p, p + topic_length, TOPIC_NAME)
     if bad >= 0:
+        from mqtt.explain import describe
+
         raise ProtocolError("PUBLISH topic " + describe(buf, bad, p, TOPIC_NAME))
     packet.topic_start = p
     packet.topic_length = topic_length
@@ -626,3 +545,18 @@ def _decode_suback(buf, p, end, packet):
         if code > MAX_QOS and code != SUBACK_FAILURE:
             raise ProtocolError("SUBACK return code 0x%02x is not 0, 1, 2 or 0x80" % code)
         p += 1
+
+
+# The encoders kept in other modules, for `from mqtt.packet import ...`
+# (PEP 562's module __getattr__; MicroPython has it too): each module loads
+# only when first asked for.
+def __getattr__(name):
+    if name == "encode_publish":
+        from mqtt.checked_publish import encode_publish
+
+        return encode_publish
+    if name == "encode_subscribe" or name == "encode_unsubscribe":
+        from mqtt import subscribe
+
+        return getattr(subscribe, name)
+    raise AttributeError(name)

@@ -3,10 +3,17 @@
 # a socket or reads a clock, so it is tested byte for byte with no broker.
 #
 # Outgoing bytes live in one preallocated buffer, `mem`: a scratch region
-# for packets sent once (QoS 0, acks, pings, CONNECT, SUBSCRIBE), then one
-# slot per in-flight message holding its encoded PUBLISH (or PUBREL) for
-# resending. What to write next is a queue of (start, length) segments into
-# `mem`, so a publish costs no allocation and no copy.
+# for packets sent once (QoS 0, acks, pings, CONNECT, SUBSCRIBE), then a pool
+# where each in-flight message's encoded PUBLISH (or PUBREL) waits for its
+# ack, in as many bytes as it takes (no fixed-size slots). What to write
+# next is a queue of (start, length) segments into `mem`, so a publish
+# costs no allocation and no copy.
+#
+# The in-flight table is a ring in publication order, and so is the pool: a
+# message goes after the newest, and room comes back from the oldest. A
+# broker acknowledges in that order (3.1.1 section 4.6), so the entry an
+# ack names is the oldest one: found at the first look. QoS 2's later steps
+# are in mqtt.qos2, loaded at the first QoS 2 packet either way.
 
 from compat import const, ticks_add, ticks_diff
 from mqtt.packet import (
@@ -14,10 +21,8 @@ from mqtt.packet import (
     CONNACK_REASONS,
     PINGRESP,
     PUBACK,
-    PUBCOMP,
     PUBLISH,
     PUBREC,
-    PUBREL,
     SUBACK,
     UNSUBACK,
     Packet,
@@ -27,9 +32,7 @@ from mqtt.packet import (
     encode_connect,
     encode_disconnect,
     encode_pingreq,
-    encode_publish,
-    encode_subscribe,
-    encode_unsubscribe,
+    put_publish,
 )
 from mqtt.topic import validate_topic_name
 
@@ -44,23 +47,26 @@ DISCONNECTED = const(0)
 CONNECTING = const(1)
 CONNECTED = const(2)
 
-# In-flight slot states (outgoing QoS 1 and 2).
+# What an in-flight entry waits for (outgoing QoS 1 and 2); QoS 1 and 2
+# messages start at their QoS. mqtt.qos2 takes the last two.
 _FREE = const(0)
 _AWAIT_PUBACK = const(1)  # QoS 1: PUBLISH sent
-_AWAIT_PUBREC = const(2)  # QoS 2 step 1: PUBLISH sent
-_AWAIT_PUBCOMP = const(3)  # QoS 2 step 2: PUBREL sent
+AWAIT_PUBREC = const(2)  # QoS 2 step 1: PUBLISH sent
+AWAIT_PUBCOMP = const(3)  # QoS 2 step 2: PUBREL sent
 
 _DUP_FLAG = const(0x08)
+_RETAIN_FLAG = const(0x01)
+_PUBLISH_BYTE = const(0x30)  # 3.1.1 section 3.3.1: type 3, then DUP, QoS, RETAIN
+_PUBACK_BYTE = const(0x40)  # 3.1.1 section 3.4.1
 _MAX_PACKET_ID = const(65535)
-# Incoming QoS 2 ids awaiting PUBREL, one bit per packet id: 3.1.1 (sections
-# 4.3.3, 4.4) sets no limit on how many a broker sends before PUBRELs come.
-_INBOUND_QOS2_BYTES = const(8192)
 _CONNACK_BYTE = const(0x20)
 _CHECKED_TOPICS = const(8)
-# Extra output segments beyond one per in-flight slot: scratch runs, acks, pings.
+# Extra output segments beyond two per in-flight entry: scratch runs, acks, pings.
 _OUT_SPARE = const(8)
 # PUBACK, PUBREC, PUBREL, PUBCOMP: what handling one incoming packet may queue.
 _ACK_SIZE = const(4)
+# In-flight messages of max_packet bytes the pool holds unless told otherwise.
+_POOL_PACKETS = const(4)
 # A board's ticks_add refuses, and its ticks_diff cannot measure, 2^29 ms
 # (6.2 days) or more: a longer retry_ms is waited out in steps this long.
 _LONGEST_WAIT_MS = const(0x1FFFFFFF)
@@ -82,11 +88,13 @@ class KeepaliveTimeout(Exception):
 class Session:
     # Hooks for the layer above; None: not called. on_message sees each new
     # incoming PUBLISH once; on_ack fires when an outgoing QoS 1/2 message is
-    # complete; on_suback and on_unsuback report subscription results.
+    # complete; on_suback and on_unsuback report subscription results;
+    # on_downgrade, when a broker first completes a QoS 2 message with PUBACK.
     on_message: "Callable[[Any, Packet], None] | None" = None  # (buf, packet)
     on_ack: "Callable[[int], None] | None" = None  # (packet_id)
     on_suback: "Callable[[int, Any, int, int], None] | None" = None  # (packet_id, buf, start, count)
     on_unsuback: "Callable[[int], None] | None" = None  # (packet_id)
+    on_downgrade: "Callable[[], None] | None" = None
 
     def __init__(
         self,
@@ -99,13 +107,24 @@ class Session:
         max_packet=256,
         scratch_size=512,
         retry_ms=10000,
+        inflight_bytes=0,
     ):
+        """max_packet: the largest QoS 1/2 PUBLISH; scratch_size: the scratch
+        region (the client's tx_size), the largest QoS 0 PUBLISH;
+        inflight_bytes: the pool for in-flight messages (0: max_packet times
+        inflight_max, at most 4 of them)."""
         if not 0 <= keepalive_s <= 65535:
             raise ValueError("keepalive must be 0 to 65535 s, got %r" % (keepalive_s,))
         if not 1 <= inflight_max <= 1024:
             raise ValueError("inflight_max must be 1 to 1024, got %r" % (inflight_max,))
         if max_packet < 16 or scratch_size < 64:
             raise ValueError("max_packet (%r) must be >= 16 and scratch_size (%r) >= 64" % (max_packet, scratch_size))
+        pool = inflight_bytes or max_packet * (inflight_max if inflight_max < _POOL_PACKETS else _POOL_PACKETS)
+        if pool < max_packet:
+            raise ValueError(
+                "inflight_bytes (%d) must hold a message of max_packet (%d bytes): raise inflight_bytes"
+                % (pool, max_packet)
+            )
         self.client_id = client_id
         self.keepalive_ms = keepalive_s * 1000
         self.clean_session = clean_session
@@ -120,28 +139,32 @@ class Session:
         self.max_packet = max_packet
         self._scratch_size = scratch_size
 
-        self.mem = bytearray(scratch_size + inflight_max * max_packet)
-        view = memoryview(self.mem)
-        self._scratch = view[0:scratch_size]
-        self._slot_views = [
-            view[scratch_size + i * max_packet : scratch_size + (i + 1) * max_packet] for i in range(inflight_max)
-        ]
-        self._slot_state = [_FREE] * inflight_max
-        self._slot_id = [0] * inflight_max
-        self._slot_length = [0] * inflight_max
-        self._slot_sent = [0] * inflight_max  # tick the slot's wait is counted from
-        self._slot_wait = [0] * inflight_max  # ms from _slot_sent until it is resent
-        self._slot_order = [0] * inflight_max  # send order, so resends keep it
-        self._slot_transmitted = [False] * inflight_max
-        self._slot_displaced = [False] * inflight_max
-        self._displaced = 0
-        self._retry_check = 0  # no slot is due for a resend before this tick
-        # Topics checked lately: bytes and str cannot change, so a topic object
-        # seen before needs no second scan (a node publishes the same few).
+        self.mem = bytearray(scratch_size + pool)
+        # The encoders that check their room against len(buf) get the scratch region alone.
+        self._scratch = memoryview(self.mem)[0:scratch_size]
+        self._pool_end = scratch_size + pool
+        self._head = scratch_size  # where the pool's next message goes
+
+        # The in-flight ring, one entry per message: what it waits for, its
+        # id, where its bytes are in mem, when it was last sent and how long
+        # from then until it is resent, and whether it went out on some
+        # connection (then a resend is a DUP).
+        self._await = bytearray(inflight_max)
+        self._transmitted = bytearray(inflight_max)
+        self._id = [0] * inflight_max
+        self._start = [0] * inflight_max
+        self._length = [0] * inflight_max
+        self._sent = [0] * inflight_max
+        self._wait = [0] * inflight_max
+        self._first = 0  # the oldest entry in flight
+        self._used = 0  # entries from the oldest to the newest, done ones between them included
+        self._inflight = 0
+        self._lapped = False  # packet ids came round to the oldest in flight: look each new one up
+        self._retry_check = 0  # no entry is due for a resend before this tick
+        # Topics checked lately: bytes and str cannot change, so a topic seen
+        # before needs no second scan (a node publishes the same few).
         self._checked_topics = [None] * _CHECKED_TOPICS
         self._checked_next = 0
-        self._order = 0
-        self._inflight = 0
 
         capacity = 2 * inflight_max + _OUT_SPARE
         self.out_start = [0] * capacity
@@ -149,8 +172,8 @@ class Session:
         self.out_count = 0
         self._scratch_end = 0
 
-        # Made at the first incoming QoS 2 PUBLISH: a node that never gets
-        # one never pays its 8 KB.
+        # Made at the first incoming QoS 2 PUBLISH (mqtt.qos2): a node that
+        # never gets one never pays its 8 KB.
         self._inbound_qos2 = None
 
         self._packet = Packet()
@@ -193,9 +216,6 @@ class Session:
         self.out_length[n] = length
         self.out_count = n + 1
 
-    def scratch_room(self):
-        return self._scratch_size - self._scratch_end
-
     def _queue_scratch(self, length):
         self._queue(self._scratch_end, length)
         self._scratch_end += length
@@ -205,9 +225,6 @@ class Session:
         self.out_count = 0
         self._scratch_end = 0
         self._last_sent = now
-
-    def pending_output(self):
-        return self.out_count > 0
 
     # ---- connection ----------------------------------------------------
 
@@ -254,41 +271,35 @@ class Session:
             raise ConnectRefused(packet.return_code, _connack_reason(packet.return_code))
         self.state = CONNECTED
         self.session_present = bool(packet.session_present)
-        bits = self._inbound_qos2
-        if not self.session_present and bits is not None:
-            # 3.1.1 section 4.1: the broker has no state for us, so incoming
-            # QoS 2 ids it may reuse no longer mean "already delivered".
-            for i in range(_INBOUND_QOS2_BYTES):
-                bits[i] = 0
+        if not self.session_present and self._inbound_qos2 is not None:
+            from mqtt import qos2
+
+            qos2.forget_inbound(self)
         self._resend_all(now)
 
     def _resend_all(self, now):
         # 3.1.1 section 4.4: after reconnecting, resend unacknowledged PUBLISH
-        # (with DUP) and PUBREL packets with their original ids, oldest first.
-        # The retry timer restarts too: one kept from before an outage of
-        # 2^29 ms or more would read as up to 6.2 days in the future.
-        self._retry_check = ticks_add(now, self._retry_step())
-        last = -1
-        for _ in range(self._inflight):
-            best = -1
-            for i in range(self.inflight_max):
-                if self._slot_state[i] != _FREE and self._slot_order[i] > last:
-                    if best < 0 or self._slot_order[i] < self._slot_order[best]:
-                        best = i
-            if best < 0:
-                break
-            last = self._slot_order[best]
-            self._resend(best, now)
+        # (with DUP) and PUBREL packets with their original ids, oldest first:
+        # the ring's order. The retry timer restarts too: one kept from before
+        # an outage of 2^29 ms or more would read as up to 6.2 days ahead.
+        retry = self.retry_ms
+        self._retry_check = ticks_add(now, retry if retry < _LONGEST_WAIT_MS else _LONGEST_WAIT_MS)
+        i = self._first
+        last = self.inflight_max - 1
+        for _ in range(self._used):
+            if self._await[i]:
+                self._resend(i, now)
+            i = i + 1 if i < last else 0
 
-    def _resend(self, slot, now):
-        start = self._scratch_size + slot * self.max_packet
-        if self._slot_state[slot] != _AWAIT_PUBCOMP and self._slot_transmitted[slot]:
+    def _resend(self, i, now):
+        start = self._start[i]
+        if self._await[i] != AWAIT_PUBCOMP and self._transmitted[i]:
             self.mem[start] |= _DUP_FLAG  # 3.1.1 section 3.3.1.1: a re-delivery
-        self._slot_transmitted[slot] = True
-        self._slot_sent[slot] = now
-        self._slot_wait[slot] = self.retry_ms
+        self._transmitted[i] = 1
+        self._sent[i] = now
+        self._wait[i] = self.retry_ms
         self.resent += 1
-        self._queue(start, self._slot_length[slot])
+        self._queue(start, self._length[i])
 
     # ---- publishing ----------------------------------------------------
 
@@ -296,106 +307,178 @@ class Session:
         return self._inflight
 
     def inflight_free(self):
-        return self.inflight_max - self._inflight
+        """How many messages can be published now without waiting: the free
+        entries, or 0 while the pool has no room for one of max_packet bytes."""
+        if self._pool_room() < self.max_packet:
+            return 0
+        return self.inflight_max - self._used
+
+    def _pool_room(self):
+        # The longest run of free pool bytes a message can take: after the
+        # newest message, or, once that reaches the end, before the oldest.
+        if not self._inflight:
+            return self._pool_end - self._scratch_size
+        head = self._head
+        tail = self._start[self._first]
+        if head > tail:
+            after = self._pool_end - head
+            before = tail - self._scratch_size
+            return after if after > before else before
+        return tail - head
 
     def publish(self, topic, payload, qos, retain, now, payload_len=-1):
-        """Queue a PUBLISH. Returns its packet id (QoS 1, 2), 0 (QoS 0), or -1
-        when the in-flight table is full and nothing was queued."""
-        self._check_topic(topic)
-        if qos == 0:
-            n = encode_publish(self._scratch, self._scratch_end, topic, payload, 0, retain, False, 0, payload_len)
-            self._queue_scratch(n)
-            return 0
-        if qos != 1 and qos != 2:
+        """Queue a PUBLISH. Returns its packet id (QoS 1, 2) or 0 (QoS 0); or,
+        queueing nothing, -1 when the in-flight table or its pool is full,
+        -2 when earlier QoS 0 packets fill the scratch region (write them out
+        first). ValueError for a bad topic, QoS or payload_len, and for a
+        packet larger than max_packet (QoS 1, 2) or the scratch region (QoS 0)."""
+        if topic not in self._checked_topics:
+            self._check_topic(topic)
+        if qos and qos != 1 and qos != 2:
             raise ValueError("qos must be 0, 1 or 2, got %r" % (qos,))
-        if self._inflight == self.inflight_max:
+        if isinstance(topic, str):
+            topic = topic.encode()
+        if payload is None:
+            payload = b""
+        elif isinstance(payload, str):
+            payload = payload.encode()
+        if payload_len == -1:
+            payload_len = len(payload)
+        elif payload_len < 0 or payload_len > len(payload):
+            raise ValueError("payload_len must be -1 or 0..%d, got %d" % (len(payload), payload_len))
+        first = _PUBLISH_BYTE | (qos << 1) | (_RETAIN_FLAG if retain else 0)
+        mem = self.mem
+        if not qos:
+            at = self._scratch_end
+            n = put_publish(mem, at, self._scratch_size, first, topic, payload, payload_len, 0)
+            if n < 0:
+                if -n > self._scratch_size:
+                    raise ValueError(
+                        "a PUBLISH of %d bytes does not fit the %d-byte transmit buffer: raise tx_size"
+                        % (-n, self._scratch_size)
+                    )
+                return -2
+            if self.out_count:
+                self._queue(at, n)
+            else:
+                self.out_start[0] = at
+                self.out_length[0] = n
+                self.out_count = 1
+            self._scratch_end = at + n
+            return 0
+        if self._used == self.inflight_max:
             return -1
         packet_id = self._new_packet_id()
-        slot = self._free_slot(packet_id)
-        n = encode_publish(self._slot_views[slot], 0, topic, payload, qos, retain, False, packet_id, payload_len)
-        self._slot_state[slot] = _AWAIT_PUBACK if qos == 1 else _AWAIT_PUBREC
-        self._slot_id[slot] = packet_id
-        self._slot_length[slot] = n
-        self._slot_sent[slot] = now
-        self._slot_wait[slot] = self.retry_ms
-        self._order += 1
-        self._slot_order[slot] = self._order
+        if self._inflight:
+            at = self._head
+            tail = self._start[self._first]
+            limit = self._pool_end if at > tail else tail
+        else:
+            at = self._scratch_size
+            tail = limit = self._pool_end
+        end = at + self.max_packet
+        n = put_publish(mem, at, end if end < limit else limit, first, topic, payload, payload_len, packet_id)
+        if n < 0:
+            if -n > self.max_packet:
+                raise ValueError(
+                    "a PUBLISH of %d bytes does not fit max_packet (%d bytes) for QoS %d: raise max_packet"
+                    % (-n, self.max_packet, qos)
+                )
+            if at <= tail or self._scratch_size - n > tail:
+                return -1  # no room after the newest message, nor before the oldest
+            at = self._scratch_size
+            n = put_publish(mem, at, tail, first, topic, payload, payload_len, packet_id)
+        i = self._first + self._used
+        if i >= self.inflight_max:
+            i -= self.inflight_max
+        self._await[i] = qos  # _AWAIT_PUBACK or AWAIT_PUBREC
+        self._id[i] = packet_id
+        self._start[i] = at
+        self._length[i] = n
+        self._sent[i] = now
+        self._wait[i] = self.retry_ms
+        self._head = at + n
+        self._used += 1
         if not self._inflight:
-            self._retry_check = ticks_add(now, self._retry_step())
+            retry = self.retry_ms
+            self._retry_check = ticks_add(now, retry if retry < _LONGEST_WAIT_MS else _LONGEST_WAIT_MS)
         self._inflight += 1
-        # Offline, it waits in its slot and goes out after CONNACK.
-        self._slot_transmitted[slot] = self.state == CONNECTED
+        # Offline, it waits in the pool and goes out after CONNACK, not as a DUP.
         if self.state == CONNECTED:
-            self._queue(self._scratch_size + slot * self.max_packet, n)
+            self._transmitted[i] = 1
+            self._queue(at, n)
+        else:
+            self._transmitted[i] = 0
         return packet_id
 
-    # A message lives in its "home" slot, packet_id % inflight_max, when that
-    # is free; with ids handed out in order and acks coming back in order,
-    # it nearly always is, so finding a packet id's slot costs one look.
-    # `_displaced` counts messages elsewhere; only then is a miss a scan.
-
     def _check_topic(self, topic):
-        checked = self._checked_topics
-        for i in range(_CHECKED_TOPICS):
-            if checked[i] is topic:
-                return
         validate_topic_name(topic)
         kind = type(topic)
         if kind is bytes or kind is str:  # a bytearray could change after the check
-            checked[self._checked_next] = topic
+            self._checked_topics[self._checked_next] = topic
             self._checked_next = (self._checked_next + 1) % _CHECKED_TOPICS
 
-    def _free_slot(self, packet_id):
-        home = packet_id % self.inflight_max
-        if self._slot_state[home] == _FREE:
-            self._slot_displaced[home] = False
-            return home
-        for i in range(self.inflight_max):
-            if self._slot_state[i] == _FREE:
-                self._slot_displaced[i] = True
-                self._displaced += 1
-                return i
-        return -1
-
     def _new_packet_id(self):
-        # 3.1.1 section 2.3.1: non-zero, and not reused while in flight.
-        while True:
-            self._next_id = self._next_id + 1 if self._next_id < _MAX_PACKET_ID else 1
-            if self._slot_with_id(self._next_id) < 0:
-                return self._next_id
+        # 3.1.1 section 2.3.1: non-zero, and not reused while in flight. Ids
+        # go out in order and the ring holds them in that order, so the next
+        # one can be in use only once the count has come round to the oldest
+        # in flight (65535 ids while it waited); from then until the ring is
+        # empty, each candidate is looked up.
+        packet_id = self._next_id + 1 if self._next_id < _MAX_PACKET_ID else 1
+        if not self._inflight:
+            self._lapped = False
+        elif self._lapped or packet_id == self._id[self._first]:
+            self._lapped = True
+            while self._find(packet_id) >= 0:
+                packet_id = packet_id + 1 if packet_id < _MAX_PACKET_ID else 1
+        self._next_id = packet_id
+        return packet_id
 
-    def _slot_with_id(self, packet_id):
-        home = packet_id % self.inflight_max
-        if self._slot_state[home] != _FREE and self._slot_id[home] == packet_id:
-            return home
-        if self._displaced:
-            for i in range(self.inflight_max):
-                if self._slot_state[i] != _FREE and self._slot_id[i] == packet_id:
-                    return i
+    def _find(self, packet_id):
+        """The in-flight entry holding packet_id, or -1."""
+        i = self._first
+        last = self.inflight_max - 1
+        for _ in range(self._used):
+            if self._id[i] == packet_id and self._await[i]:
+                return i
+            i = i + 1 if i < last else 0
         return -1
 
-    def _free(self, slot):
-        self._slot_state[slot] = _FREE
+    def _free(self, i):
+        packet_id = self._id[i]
+        awaiting = self._await
+        awaiting[i] = _FREE
         self._inflight -= 1
-        if self._slot_displaced[slot]:
-            self._slot_displaced[slot] = False
-            self._displaced -= 1
+        if not self._inflight:
+            self._used = 0
+        elif i == self._first:
+            # The oldest is done: the next one still in flight is the oldest
+            # now, and the pool's bytes up to it are free again.
+            last = self.inflight_max - 1
+            used = self._used
+            while not awaiting[i]:
+                i = i + 1 if i < last else 0
+                used -= 1
+            self._first = i
+            self._used = used
         if self.on_ack is not None:
-            self.on_ack(self._slot_id[slot])
+            self.on_ack(packet_id)
 
     # ---- subscriptions -------------------------------------------------
 
     def subscribe(self, subscriptions, now):
         """subscriptions: sequence of (filter, qos). Returns the packet id."""
+        from mqtt.subscribe import encode_subscribe
+
         packet_id = self._new_packet_id()
-        n = encode_subscribe(self._scratch, self._scratch_end, packet_id, subscriptions)
-        self._queue_scratch(n)
+        self._queue_scratch(encode_subscribe(self._scratch, self._scratch_end, packet_id, subscriptions))
         return packet_id
 
     def unsubscribe(self, filters, now):
+        from mqtt.subscribe import encode_unsubscribe
+
         packet_id = self._new_packet_id()
-        n = encode_unsubscribe(self._scratch, self._scratch_end, packet_id, filters)
-        self._queue_scratch(n)
+        self._queue_scratch(encode_unsubscribe(self._scratch, self._scratch_end, packet_id, filters))
         return packet_id
 
     # ---- input ---------------------------------------------------------
@@ -406,10 +489,24 @@ class Session:
 
     def receive(self, buf, start, end, now):
         """Handle every complete packet in buf[start:end]. Returns the number
-        of bytes consumed; the caller keeps the rest for next time."""
-        packet = self._packet
-        consumed = 0
+        of bytes consumed; the caller keeps the rest for next time. Bytes
+        came, so the link is alive, a whole packet or not."""
+        self._last_received = now
+        begin = start
         while start < end:
+            if buf[start] == _PUBACK_BYTE and end - start > 3 and buf[start + 1] == 2 and self.state == CONNECTED:
+                # PUBACK (3.1.1 section 3.4), what a publishing node reads
+                # most, is taken here without the general decoder; a packet
+                # id of 0 is malformed, and the decoder says so.
+                packet_id = (buf[start + 2] << 8) | buf[start + 3]
+                if packet_id:
+                    i = self._first
+                    if self._await[i] == _AWAIT_PUBACK and self._id[i] == packet_id:
+                        self._free(i)
+                    else:
+                        self._on_puback(packet_id)
+                    start += 4
+                    continue
             if self._scratch_size - self._scratch_end < _ACK_SIZE:
                 break  # no room for its ack: the client writes out, then calls again
             if self.state == CONNECTING and buf[start] != _CONNACK_BYTE:
@@ -418,14 +515,12 @@ class Session:
                 raise ProtocolError(
                     "not an MQTT broker: expected CONNACK, got %r" % (bytes(buf[start : min(end, start + 16)]),)
                 )
-            n = decode(buf, start, end, packet)
+            n = decode(buf, start, end, self._packet)
             if n < 0:
                 break
-            self._last_received = now
-            self._handle(buf, packet, now)
+            self._handle(buf, self._packet, now)
             start += n
-            consumed += n
-        return consumed
+        return start - begin
 
     def _handle(self, buf, packet, now):
         kind = packet.type
@@ -433,17 +528,11 @@ class Session:
             # 3.1.1 section 3.2: the first packet from the broker is CONNACK.
             raise ProtocolError("packet type %d received before CONNACK" % kind)
         if kind == PUBACK:
-            self._on_ack(packet.packet_id, _AWAIT_PUBACK, now)
+            self._on_puback(packet.packet_id)
         elif kind == PINGRESP:
             self._ping_outstanding = False
         elif kind == PUBLISH:
             self._on_publish(buf, packet)
-        elif kind == PUBREC:
-            self._on_ack(packet.packet_id, _AWAIT_PUBREC, now)
-        elif kind == PUBCOMP:
-            self._on_ack(packet.packet_id, _AWAIT_PUBCOMP, now)
-        elif kind == PUBREL:
-            self._on_pubrel(packet.packet_id)
         elif kind == CONNACK:
             self._on_connack(packet, now)
         elif kind == SUBACK:
@@ -452,78 +541,43 @@ class Session:
         elif kind == UNSUBACK:
             if self.on_unsuback is not None:
                 self.on_unsuback(packet.packet_id)
-        # decode() refuses the packets only a client sends.
+        else:  # PUBREC, PUBREL, PUBCOMP: decode() refuses the packets only a client sends
+            from mqtt import qos2
 
-    def _on_ack(self, packet_id, expected_state, now):
-        slot = self._slot_with_id(packet_id)
-        if slot >= 0 and expected_state == _AWAIT_PUBACK and self._slot_state[slot] == _AWAIT_PUBREC:
-            # A PUBACK for a QoS 2 PUBLISH: the broker serves QoS 2 as QoS 1
-            # (RabbitMQ does, as documented). Resending would only make
-            # copies: the message is complete, as QoS 1.
-            self.qos2_downgraded += 1
-            self._free(slot)
-            return
-        if slot < 0 or self._slot_state[slot] != expected_state:
-            # A second PUBACK after a DUP resend is legal; anything else
-            # unknown is harmless to ignore. Counted, never fatal.
-            self.unknown_acks += 1
-            if expected_state == _AWAIT_PUBREC:
-                # 3.1.1 section 4.3.3: always answer PUBREC with PUBREL.
-                self._queue_scratch(encode_ack(self._scratch, self._scratch_end, PUBREL, packet_id))
-            return
-        if expected_state == _AWAIT_PUBREC:
-            # Keep the PUBREL in the slot: it is resent until PUBCOMP.
-            self._slot_length[slot] = encode_ack(self._slot_views[slot], 0, PUBREL, packet_id)
-            self._slot_state[slot] = _AWAIT_PUBCOMP
-            self._slot_sent[slot] = now
-            self._slot_wait[slot] = self.retry_ms
-            self._queue(self._scratch_size + slot * self.max_packet, self._slot_length[slot])
-            return
-        self._free(slot)
+            qos2.received(self, kind, packet.packet_id, now)
+
+    def _on_puback(self, packet_id):
+        i = self._find(packet_id)
+        if i >= 0:
+            if self._await[i] == _AWAIT_PUBACK:
+                self._free(i)
+                return
+            if self._await[i] == AWAIT_PUBREC:
+                from mqtt import qos2
+
+                qos2.downgraded(self, i)
+                return
+        # A second PUBACK after a DUP resend is legal; anything else unknown
+        # is harmless to ignore. Counted, never fatal.
+        self.unknown_acks += 1
 
     def _on_publish(self, buf, packet):
         qos = packet.qos
-        if qos == 0:
-            self._deliver(buf, packet)
-        elif qos == 1:
-            self._deliver(buf, packet)
+        if qos == 2:
+            from mqtt import qos2
+
+            qos2.received_publish(self, buf, packet)
+            return
+        if self.on_message is not None:
+            self.on_message(buf, packet)
+        if qos:
             self._queue_scratch(encode_ack(self._scratch, self._scratch_end, PUBACK, packet.packet_id))
-        else:
-            # 3.1.1 section 4.3.3, method B: deliver on first PUBLISH, remember
-            # the id until PUBREL so a DUP of it is not delivered twice.
-            if self._remember_inbound(packet.packet_id):
-                self._deliver(buf, packet)
-            else:
-                self.duplicates_dropped += 1
-            self._queue_scratch(encode_ack(self._scratch, self._scratch_end, PUBREC, packet.packet_id))
 
     def ack_dropped(self, qos, packet_id):
         """Acknowledge an incoming PUBLISH the client could not take (too
         large for its buffer), so the broker does not resend it forever."""
         kind = PUBACK if qos == 1 else PUBREC
         self._queue_scratch(encode_ack(self._scratch, self._scratch_end, kind, packet_id))
-
-    def _deliver(self, buf, packet):
-        if self.on_message is not None:
-            self.on_message(buf, packet)
-
-    def _remember_inbound(self, packet_id):
-        """False if packet_id already awaits its PUBREL (a DUP), else marks it."""
-        bits = self._inbound_qos2
-        if bits is None:
-            bits = self._inbound_qos2 = bytearray(_INBOUND_QOS2_BYTES)
-        mask = 1 << (packet_id & 7)
-        if bits[packet_id >> 3] & mask:
-            return False
-        bits[packet_id >> 3] |= mask
-        return True
-
-    def _on_pubrel(self, packet_id):
-        bits = self._inbound_qos2
-        if bits is not None:
-            bits[packet_id >> 3] &= 0xFF ^ (1 << (packet_id & 7))
-        # 3.1.1 section 4.3.3: PUBCOMP even for an id we no longer hold.
-        self._queue_scratch(encode_ack(self._scratch, self._scratch_end, PUBCOMP, packet_id))
 
     # ---- time ----------------------------------------------------------
 
@@ -562,29 +616,28 @@ class Session:
 
     def _resend_due(self, now):
         """Resend what has waited retry_ms for its ack; returns ms until the
-        next slot is due (at most _LONGEST_WAIT_MS), and remembers it so
+        next entry is due (at most _LONGEST_WAIT_MS), and remembers it so
         tick() need not look before."""
         earliest = _LONGEST_WAIT_MS
-        for i in range(self.inflight_max):
-            if self._slot_state[i] != _FREE:
-                left = self._slot_wait[i] - ticks_diff(now, self._slot_sent[i])
+        i = self._first
+        last = self.inflight_max - 1
+        for _ in range(self._used):
+            if self._await[i]:
+                left = self._wait[i] - ticks_diff(now, self._sent[i])
                 if left <= 0:
                     self._resend(i, now)
-                    left = self._slot_wait[i]
+                    left = self._wait[i]
                 else:
                     # Count what is left from now: the next look is within
                     # _LONGEST_WAIT_MS, so ticks_diff never has to measure
                     # a retry_ms longer than that in one go.
-                    self._slot_sent[i] = now
-                    self._slot_wait[i] = left
+                    self._sent[i] = now
+                    self._wait[i] = left
                 if left < earliest:
                     earliest = left
+            i = i + 1 if i < last else 0
         self._retry_check = ticks_add(now, earliest)
         return earliest
-
-    def _retry_step(self):
-        retry = self.retry_ms
-        return retry if retry < _LONGEST_WAIT_MS else _LONGEST_WAIT_MS
 
 
 def _connack_reason(code):

@@ -1,9 +1,10 @@
 # MQTT 3.1.1 strings, topic names and topic filters: the one byte-level
 # checker (UTF-8, NUL, wildcards) that both the caller-side validators here
-# and the packet decoder use, and topic matching (3.1.1 section 4.7).
+# and the packet decoder use (3.1.1 sections 1.5.3, 4.7).
 #
 # The checker walks bytes by index and returns an int, so checking a topic
-# held in bytes, or in the receive buffer, allocates nothing.
+# held in bytes, or in the receive buffer, allocates nothing. What is wrong,
+# in words, is in mqtt.explain, loaded by the first error.
 
 from compat import const
 
@@ -18,8 +19,6 @@ _NUL = const(0x00)
 _HASH = const(0x23)  # '#'
 _PLUS = const(0x2B)  # '+'
 _SLASH = const(0x2F)  # '/'
-_DOLLAR = const(0x24)  # '$'
-_SHOW_MAX = const(60)
 
 
 def scan(buf, start, end, rules):
@@ -80,47 +79,6 @@ def scan(buf, start, end, rules):
     return -1
 
 
-def describe(buf, index, start, rules):
-    """What is wrong at buf[index], for an error message about the string
-    starting at buf[start] that scan() stopped at."""
-    b = buf[index]
-    at = index - start
-    if b == _NUL:
-        return "contains U+0000 at byte %d" % at
-    if b == _PLUS or b == _HASH:
-        if rules == TOPIC_NAME:
-            return "contains the wildcard '%s' at byte %d" % (chr(b), at)
-        if b == _HASH:
-            return "has '#' at byte %d, not alone as the last level" % at
-        return "has '+' at byte %d, not alone in its level" % at
-    return "is not valid UTF-8 at byte %d" % at
-
-
-def show(value):
-    """A value for an error message: quoted, shortened, control characters
-    escaped; the same text on every runtime. Bytes that are not clean UTF-8
-    (by scan(), stricter than some ports' decoders) are shown as bytes."""
-    if isinstance(value, str):
-        text = value
-    else:
-        data = bytes(value)
-        if scan(data, 0, len(data), STRING) >= 0:
-            if len(data) > _SHOW_MAX:
-                return repr(data[:_SHOW_MAX]) + "..."
-            return repr(data)
-        text = str(data, "utf-8")
-    quoted = "'"
-    for ch in text[:_SHOW_MAX]:
-        code = ord(ch)
-        if code < 0x20 or 0x7F <= code <= 0x9F:
-            quoted += "\\x%02x" % code
-        elif ch == "'" or ch == "\\":
-            quoted += "\\" + ch
-        else:
-            quoted += ch
-    return quoted + ("'..." if len(text) > _SHOW_MAX else "'")
-
-
 def checked(value, rules, what):
     """value (str, bytes, bytearray or memoryview) as bytes, after checking it
     under `rules`; ValueError naming `what` and the value otherwise. Allocates
@@ -132,9 +90,13 @@ def checked(value, rules, what):
         raise ValueError("%s is empty" % what)
     # 3.1.1 section 1.5.3: a 2-byte length prefix, so at most 65535 bytes.
     if n > MAX_STRING_LENGTH:
+        from mqtt.explain import show
+
         raise ValueError("%s is %d bytes, more than 65535: %s" % (what, n, show(value)))
     bad = scan(data, 0, n, rules)
     if bad >= 0:
+        from mqtt.explain import describe, show
+
         raise ValueError("%s %s: %s" % (what, describe(data, bad, 0, rules), show(value)))
     return data
 
@@ -151,58 +113,13 @@ def validate_topic_filter(topic_filter):
     checked(topic_filter, TOPIC_FILTER, "topic filter")
 
 
-def topic_matches(topic_filter, topic):
-    """True if the topic name matches the topic filter (3.1.1 section 4.7).
-    str or bytes-likes; both are assumed valid (see the validators)."""
-    if isinstance(topic, str):
-        topic = topic.encode()
-    return topic_matches_at(topic_filter, topic, 0, len(topic))
+# Topic matching (topic_matches, topic_matches_at) is in mqtt.topic_match: a
+# client never needs it (the broker matches). `from mqtt.topic import
+# topic_matches` still works (PEP 562's module __getattr__; MicroPython has
+# it too), loading that module when first asked.
+def __getattr__(name):
+    if name == "topic_matches" or name == "topic_matches_at":
+        from mqtt import topic_match
 
-
-def topic_matches_at(topic_filter, buf, start, length):
-    """topic_matches for a topic held in buf[start:start + length] (as the
-    decoder reports it), without slicing. Allocates nothing for a bytes-like
-    filter."""
-    if isinstance(topic_filter, str):
-        topic_filter = topic_filter.encode()
-    fi = 0
-    fe = len(topic_filter)
-    ti = start
-    te = start + length
-    # 3.1.1 section 4.7.2: a filter starting with a wildcard does not match
-    # a topic name starting with '$'.
-    if fe and ti < te and buf[ti] == _DOLLAR:
-        first = topic_filter[0]
-        if first == _PLUS or first == _HASH:
-            return False
-    while True:
-        # At the start of a level in both.
-        if fi < fe and topic_filter[fi] == _HASH:
-            # 4.7.1.2: '#' matches this level and every level below it.
-            return True
-        f_level_end = fi
-        while f_level_end < fe and topic_filter[f_level_end] != _SLASH:
-            f_level_end += 1
-        t_level_end = ti
-        while t_level_end < te and buf[t_level_end] != _SLASH:
-            t_level_end += 1
-        if not (f_level_end - fi == 1 and topic_filter[fi] == _PLUS):
-            # 4.7.1.3: '+' matches any one level, an empty one too; else the level matches exactly.
-            if f_level_end - fi != t_level_end - ti:
-                return False
-            k = 0
-            while fi + k < f_level_end:
-                if topic_filter[fi + k] != buf[ti + k]:
-                    return False
-                k += 1
-        filter_more = f_level_end < fe
-        topic_more = t_level_end < te
-        if not topic_more:
-            if not filter_more:
-                return True
-            # 4.7.1.2: "sport/#" also matches the parent "sport".
-            return fe - f_level_end == 2 and topic_filter[f_level_end + 1] == _HASH
-        if not filter_more:
-            return False
-        fi = f_level_end + 1
-        ti = t_level_end + 1
+        return getattr(topic_match, name)
+    raise AttributeError(name)

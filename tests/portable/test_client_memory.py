@@ -176,3 +176,64 @@ def test_a_broker_that_answers_qos2_with_puback_does_not_stall_a_qos2_publisher(
     assert client.session.qos2_downgraded == 20
     told = [line for line in logs if "does not do QoS 2" in line]
     assert len(told) == 1, logs  # said once, not per message
+
+
+def test_the_default_client_keeps_four_max_packet_messages_in_flight_bytes_not_sixteen():
+    # 16 in flight share 4 x max_packet of pool: readings are short.
+    broker = MemoryBroker(ack=False)
+    client = connected(broker)
+    assert len(client.session.mem) == 512 + 4 * 256  # tx_size, then the pool
+    ids = [client.publish(TOPIC, b"21.50", 1) for _ in range(16)]
+    assert ids == list(range(1, 17)) and client.session.inflight_count() == 16
+    broker.step()
+    assert broker.received[PUBLISH] == 16
+
+
+def test_a_payload_larger_than_max_packet_is_a_value_error_naming_the_setting():
+    broker = MemoryBroker()
+    client = connected(broker, max_packet=64, tx_size=128)
+    # The PUBLISH's size, and the size it must fit: 2 + 2 + 25 + 2 + 80, and 3 + 2 + 25 + 200.
+    for qos, size, sizes, setting in ((1, 80, (111, 64), "max_packet"), (0, 200, (230, 128), "tx_size")):
+        try:
+            client.publish(TOPIC, b"x" * size, qos)
+        except ValueError as e:
+            message = str(e)
+            assert setting in message and "%d bytes" % sizes[0] in message and "%d" % sizes[1] in message, message
+        else:
+            raise AssertionError("a payload of %d bytes was taken at QoS %d" % (size, qos))
+    assert client.connected and client.session.inflight_count() == 0
+    broker.step()
+    assert broker.received[PUBLISH] == 0
+
+
+def test_a_full_pool_makes_publish_wait_for_acks_then_raise_inflight_full():
+    from mqtt.client import InflightFull
+
+    broker = MemoryBroker(ack=False)
+    client = connected(broker, max_packet=64, inflight_bytes=100, publish_timeout_ms=50, retry_ms=50)
+    client.publish(TOPIC, b"21.50", 1)
+    client.publish(TOPIC, b"21.75", 1)  # 36 bytes each: a third does not fit in 100
+    assert client.session.inflight_free() == 0
+    try:
+        client.publish(TOPIC, b"22.00", 1)
+    except InflightFull:
+        pass
+    else:
+        raise AssertionError("publish did not give up")
+    assert client.session.inflight_count() == 2
+    broker.ack = True
+    assert client.wait_for_acks(1000)  # the held messages are resent and acknowledged
+    assert client.publish(TOPIC, b"22.00", 1) > 0
+
+
+def test_batched_qos0_writes_out_when_the_transmit_buffer_is_full():
+    broker = MemoryBroker()
+    client = connected(broker, tx_size=128)
+    client.autoflush = False
+    for i in range(10):  # 36 bytes each: 3 to a write
+        client.publish(TOPIC, b"%05d" % i, 0)
+    broker.step()
+    assert broker.received[PUBLISH] == 9
+    client.flush()
+    broker.step()
+    assert broker.received[PUBLISH] == 10 and broker.last_publish() == (TOPIC.encode(), b"00009")

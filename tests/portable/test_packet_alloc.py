@@ -19,6 +19,7 @@ from mqtt.packet import (
     encode_disconnect,
     encode_pingreq,
     encode_publish,
+    put_publish,
 )
 from support import allocated_by, heap_locked
 
@@ -82,6 +83,22 @@ def test_encode_publish_of_a_formatted_prefix_allocates_nothing():
 
     no_allocation(run)
     assert bytes(TX[:37]) == b"\x32\x23\x00\x19" + TOPIC + b"\x00\x07" + b"-12.25"
+
+
+def test_put_publish_allocates_nothing():
+    # What the session writes a PUBLISH with: whole payload, and a prefix.
+    scratch = bytearray(b"-12.25__________")
+
+    def run():
+        i = 0
+        while i < CALLS:
+            put_publish(TX, 0, 128, 0x30, TOPIC, PAYLOAD, 4, 0)
+            put_publish(TX, 64, 128, 0x32, TOPIC, scratch, 6, (i & 0x7FFF) + 1)
+            put_publish(TX, 100, 128, 0x32, TOPIC, scratch, 6, 1)  # does not fit: -37
+            i += 1
+
+    no_allocation(run)
+    assert bytes(TX[:33]) == b"\x30\x1f\x00\x19" + TOPIC + b"21.5"
 
 
 def test_encode_acks_pingreq_and_disconnect_allocate_nothing():

@@ -39,6 +39,7 @@ from mqtt.packet import (
     encode_remaining_length,
     encode_subscribe,
     encode_unsubscribe,
+    put_publish,
     remaining_length_size,
 )
 from mqtt.packet import decode as client_decode
@@ -454,6 +455,38 @@ def test_publish_payload_none_is_empty():
     buf = bytearray(16)
     assert encode_publish(buf, 0, "t", None) == 5
     assert bytes(buf[:5]) == h("30 03 0001 74")  # PUBLISH, length 3, topic "t", no payload
+
+
+def test_put_publish_writes_what_encode_publish_writes():
+    # The session writes with put_publish (its arguments checked once);
+    # encode_publish checks them every time. The same bytes either way, at
+    # each size of the remaining-length field.
+    for payload_size in (0, 4, 100, 16400):
+        payload = bytearray(0x30 + i % 10 for i in range(payload_size))
+        for qos, retain, dup, packet_id, payload_len in (
+            (0, False, False, 0, -1),
+            (1, True, False, 7, -1),
+            (2, False, True, 65535, -1),
+            (1, False, False, 300, payload_size // 2),
+        ):
+            expected = bytearray(payload_size + 40)
+            n = encode_publish(expected, 3, b"house/t", payload, qos, retain, dup, packet_id, payload_len)
+            got = bytearray(payload_size + 40)
+            first = 0x30 | (qos << 1) | (0x08 if dup else 0) | (0x01 if retain else 0)
+            length = payload_size if payload_len < 0 else payload_len
+            assert put_publish(got, 3, len(got), first, b"house/t", payload, length, packet_id) == n
+            assert got == expected, (payload_size, qos)
+
+
+def test_put_publish_that_would_not_end_by_the_limit_returns_minus_its_size_and_writes_nothing():
+    buf = bytearray(b"\xaa" * 64)
+    # 2 + 2 + 7 + 2 + 20 = 33 bytes.
+    assert put_publish(buf, 10, 42, 0x32, b"house/t", b"x" * 20, 20, 1) == -33
+    assert put_publish(buf, 10, 43, 0x32, b"house/t", b"x" * 20, 20, 1) == 33
+    assert buf[:10] == b"\xaa" * 10 and buf[43:] == b"\xaa" * 21
+    buf = bytearray(b"\xaa" * 64)
+    assert put_publish(buf, 0, 64, 0x30, b"t", b"x" * 200, 200, 0) == -206  # 3 + 2 + 1 + 200
+    assert buf == b"\xaa" * 64
 
 
 # ---- remaining length --------------------------------------------------------

@@ -189,9 +189,7 @@ def test_resend_keeps_original_order_after_slots_are_reused():
     s.connect(0)
     output(s)
     feed(s, CONNACK_SESSION)
-    expected = b"".join(
-        publish_bytes(1, pid, dup=True, payload=p) for pid, p in ((2, b"b"), (3, b"c"), (4, b"d"))
-    )
+    expected = b"".join(publish_bytes(1, pid, dup=True, payload=p) for pid, p in ((2, b"b"), (3, b"c"), (4, b"d")))
     assert output(s) == expected
 
 
@@ -402,4 +400,183 @@ def test_hot_path_allocates_nothing():
     _publish_ack_ping(s, 5)  # warm up
     assert allocated_by(_publish_ack_ping, s, 1000) == 0
     heap_locked(_publish_ack_ping, s, 100)
+    assert s.inflight_count() == 0
+
+
+# ---- the in-flight pool ----------------------------------------------------
+
+
+def _puback(packet_id):
+    return bytes([0x40, 0x02, packet_id >> 8, packet_id & 0xFF])
+
+
+def test_inflight_messages_share_a_pool_each_taking_its_own_length():
+    # 16 in flight, max_packet 256: the pool holds 4 of max_packet (1 KB),
+    # not 16 slots of 256 bytes, and 16 readings of ~35 bytes fit in it.
+    s = connected(inflight_max=16, max_packet=256, scratch_size=512)
+    assert len(s.mem) == 512 + 4 * 256
+    for i in range(16):
+        assert s.publish(TOPIC, b"%d" % i, 1, False, 0) == i + 1
+    assert output(s) == b"".join(publish_bytes(1, i + 1, payload=b"%d" % i) for i in range(16))
+    assert s.inflight_count() == 16 and s.inflight_free() == 0
+
+
+def test_inflight_bytes_sets_the_pool_and_must_hold_one_max_packet():
+    assert len(Session(b"node1", max_packet=64, scratch_size=64, inflight_bytes=200).mem) == 64 + 200
+    assert len(Session(b"node1", inflight_max=2, max_packet=64, scratch_size=64).mem) == 64 + 2 * 64
+    try:
+        Session(b"node1", max_packet=256, inflight_bytes=255)
+    except ValueError as e:
+        assert "inflight_bytes (255)" in str(e) and "max_packet (256 bytes)" in str(e), str(e)
+    else:
+        raise AssertionError("a pool smaller than max_packet was taken")
+
+
+def test_a_full_pool_refuses_until_the_oldest_is_acknowledged_then_wraps_to_its_start():
+    # Each message is 2 + 2 + 25 + 2 + 8 = 39 bytes; the pool holds 3 (117 of 128).
+    s = connected(inflight_max=8, max_packet=64, inflight_bytes=128, clean_session=False)
+    for payload in (b"aaaaaaaa", b"bbbbbbbb", b"cccccccc"):
+        s.publish(TOPIC, payload, 1, False, 0)
+    output(s)
+    assert s.inflight_free() == 0  # 11 bytes left: not room for a max_packet message
+    assert s.publish(TOPIC, b"dddddddd", 1, False, 0) == -1
+    assert s.out_count == 0 and s.inflight_count() == 3
+    feed(s, _puback(1))  # the oldest is done: its 39 bytes at the pool's start come back
+    packet_id = s.publish(TOPIC, b"dddddddd", 1, False, 0)
+    assert packet_id > 3 and s.inflight_count() == 3
+    assert output(s) == publish_bytes(1, packet_id, payload=b"dddddddd")
+    # After a reconnect they go out oldest first, from wherever they lie in the pool.
+    s.connection_lost()
+    s.connect(0)
+    output(s)
+    feed(s, CONNACK_SESSION)
+    expected = b"".join(
+        publish_bytes(1, pid, dup=True, payload=p)
+        for pid, p in ((2, b"bbbbbbbb"), (3, b"cccccccc"), (packet_id, b"dddddddd"))
+    )
+    assert output(s) == expected
+
+
+def test_acks_out_of_order_free_entries_in_the_middle_of_the_ring():
+    # A QoS 1 PUBACK may come before the PUBCOMP of an earlier QoS 2 message.
+    s = connected(inflight_max=4, max_packet=64)
+    acked = []
+    s.on_ack = acked.append
+    first = s.publish(TOPIC, b"q2", 2, False, 0)
+    second = s.publish(TOPIC, b"q1", 1, False, 0)
+    third = s.publish(TOPIC, b"q1", 1, False, 0)
+    output(s)
+    feed(s, _puback(third))
+    feed(s, _puback(second))
+    assert acked == [third, second] and s.inflight_count() == 1
+    feed(s, bytes([0x50, 0x02, 0x00, first]))  # PUBREC
+    assert output(s) == bytes([0x62, 0x02, 0x00, first])  # PUBREL
+    feed(s, bytes([0x70, 0x02, 0x00, first]))  # PUBCOMP
+    assert acked == [third, second, first] and s.inflight_count() == 0
+    assert s.inflight_free() == 4
+    for _ in range(4):  # the whole ring and pool are free again
+        assert s.publish(TOPIC, b"x", 1, False, 0) > 0
+
+
+def test_a_publish_larger_than_max_packet_names_both_sizes_and_the_setting():
+    s = connected(max_packet=64, scratch_size=128)
+    for qos in (1, 2):
+        try:
+            s.publish(TOPIC, b"x" * 40, qos, False, 0)  # 2 + 2 + 25 + 2 + 40 = 71 bytes
+        except ValueError as e:
+            assert (
+                str(e) == "a PUBLISH of 71 bytes does not fit max_packet (64 bytes) for QoS %d: raise max_packet" % qos
+            )
+        else:
+            raise AssertionError("a 71-byte QoS %d PUBLISH was taken" % qos)
+    try:
+        s.publish(TOPIC, b"x" * 120, 0, False, 0)
+    except ValueError as e:
+        assert str(e) == "a PUBLISH of 150 bytes does not fit the 128-byte transmit buffer: raise tx_size", str(e)
+    else:
+        raise AssertionError("a 150-byte QoS 0 PUBLISH was taken")
+    assert s.out_count == 0 and s.inflight_count() == 0
+
+
+def test_qos0_that_fits_only_an_empty_scratch_region_asks_for_a_write_first():
+    s = connected(scratch_size=64)
+    assert s.publish(TOPIC, b"x" * 20, 0, False, 0) == 0  # 49 bytes
+    assert s.publish(TOPIC, b"y" * 20, 0, False, 0) == -2  # would not fit behind it: nothing queued
+    assert output(s) == publish_bytes(0, 0, payload=b"x" * 20)
+    assert s.publish(TOPIC, b"y" * 20, 0, False, 0) == 0
+
+
+def test_packet_ids_that_come_round_to_the_ones_in_flight_skip_each_of_them():
+    s = connected(inflight_max=5)
+    s._next_id = 4
+    assert [s.publish(TOPIC, b"1", 1, False, 0) for _ in range(3)] == [5, 6, 7]
+    feed(s, _puback(7))
+    s._next_id = 4  # as if 65535 ids had gone out (subscribes too) while 5 and 6 waited
+    assert s.publish(TOPIC, b"2", 1, False, 0) == 7
+    assert s.publish(TOPIC, b"3", 1, False, 0) == 8
+    feed(s, _puback(5))
+    feed(s, _puback(6))
+    feed(s, _puback(7))
+    feed(s, _puback(8))
+    assert s.inflight_count() == 0
+    s._next_id = 4  # nothing in flight: any id is free
+    assert s.publish(TOPIC, b"4", 1, False, 0) == 5
+
+
+def test_puback_with_packet_id_0_is_a_protocol_error():
+    s = connected()
+    s.publish(TOPIC, b"21.5", 1, False, 0)
+    try:
+        feed(s, bytes([0x40, 0x02, 0x00, 0x00]))
+    except ProtocolError as e:
+        assert str(e) == "PUBACK packet id is 0", str(e)
+        return
+    raise AssertionError("no ProtocolError")
+
+
+def test_a_puback_cut_in_two_is_taken_when_the_rest_comes():
+    s = connected()
+    s.publish(TOPIC, b"21.5", 1, False, 0)
+    output(s)
+    assert feed(s, bytes([0x40, 0x02, 0x00])) == 0  # not whole yet: nothing consumed
+    assert s.inflight_count() == 1
+    assert feed(s, _puback(1)) == 4
+    assert s.inflight_count() == 0
+
+
+def test_a_second_puback_after_a_resend_is_counted_not_fatal():
+    s = connected(retry_ms=100, keepalive_s=0)
+    s.publish(TOPIC, b"21.5", 1, False, 0)
+    output(s)
+    s.tick(100)
+    assert output(s) == publish_bytes(1, 1, dup=True)
+    feed(s, _puback(1) + _puback(1))
+    assert s.inflight_count() == 0 and s.unknown_acks == 1
+
+
+def _windowed(s, count):
+    # Up to 8 in flight at once, their PUBACKs in one read: the ring and the
+    # pool wrap round many times.
+    acks = _ACKS
+    for i in range(count):
+        n = 0
+        while n < 8:
+            packet_id = s.publish(TOPIC, b"21.5", 1, False, i)
+            acks[4 * n] = 0x40
+            acks[4 * n + 1] = 2
+            acks[4 * n + 2] = packet_id >> 8
+            acks[4 * n + 3] = packet_id & 0xFF
+            n += 1
+        s.sent(i)
+        s.receive(acks, 0, 32, i)
+
+
+_ACKS = bytearray(32)
+
+
+def test_a_window_of_qos1_messages_allocates_nothing():
+    s = connected(inflight_max=8, max_packet=64, inflight_bytes=300)  # 8 messages of 35 bytes
+    _windowed(s, 5)
+    assert allocated_by(_windowed, s, 200) == 0
+    heap_locked(_windowed, s, 50)
     assert s.inflight_count() == 0
