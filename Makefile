@@ -6,7 +6,7 @@ PORT    ?=
 NODES   ?= 20
 FLEET_S ?= 20
 
-.PHONY: setup run test fuzz soak bench bench-store recovery deploy monitor fleet lint clean
+.PHONY: setup run test fuzz soak bench bench-store recovery deploy monitor fleet ha lint clean
 
 setup:
 	@bash tools/setup.sh
@@ -55,6 +55,12 @@ monitor: setup
 ## NODES simulated nodes against a private mosquitto for FLEET_S seconds: delivery rate, losses per QoS
 fleet: setup
 	@$(PY) tools/fleet.py --nodes $(NODES) --seconds $(FLEET_S)
+
+## A real Home Assistant core (2024.3.3, in its own venv under build/ha/) against make run's node and a deep-sleep
+## node: entities, device, controls, availability, expiry, HA's restart. Minutes; not part of `make test`.
+ha: setup
+	@bash tools/ha/setup.sh
+	@build/ha/venv/bin/python tools/ha/check.py $(HA_ARGS)
 
 lint: setup
 	@$(VENV)/bin/ruff check .

@@ -81,6 +81,18 @@ def test_a_node_reads_its_own_commands_and_only_the_controllers(acl_broker):
     close(node, guest, controller)
 
 
+def test_a_node_may_announce_every_component_under_its_own_name_only(acl_broker):
+    node, _ = paho(acl_broker, "unix-node", USERS["unix-node"])
+    controller, _ = paho(acl_broker, "controller", USERS["controller"])
+    configs = received_on(controller, ["homeassistant/#"])
+    for topic in ("homeassistant/button/unix-node/restart/config", "homeassistant/button/other-node/restart/config"):
+        node.publish(topic, b"{}", qos=1).wait_for_publish(5)
+    assert wait_until(lambda: configs, 5)
+    assert wait_until(lambda: len(configs) > 1, 1) is False
+    assert configs == [("homeassistant/button/unix-node/restart/config", b"{}")]
+    close(node, controller)
+
+
 def test_node_firmware_publishes_through_the_acl_and_obeys_only_the_controller(acl_broker, tmp_path):
     with open("%s/unix.py" % BOARDS) as f:
         board = f.read()

@@ -17,18 +17,28 @@ import pytest
 
 from node import config as board_config
 from node import discovery
+from node.node import _tx_size
 from node_harness import expected_payloads
 from sensors import driver_class
-from tools import run_local
+from tools import deploy, run_local
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BOARDS = os.path.join(ROOT, "boards")
 MAIN = os.path.join(ROOT, "firmware", "main.py")
 STATUS = "house/kitchen/unix-node/status"
+DIAGNOSTICS = "house/kitchen/unix-node/diagnostics"
 UNIX_SENSORS = ("temperature", "humidity", "pressure", "illuminance")
-# Home Assistant's abbreviations for the keys a sensor config may use.
-HA_SENSOR_KEYS = {"name", "uniq_id", "stat_t", "stat_cla", "avty_t", "dev", "unit_of_meas", "dev_cla", "val_tpl"}
-HA_DEVICE_KEYS = {"ids", "name", "mdl", "mf", "sa", "sw", "hw"}
+# Home Assistant 2024.3's abbreviations (and unabbreviated keys) for what the configs use.
+HA_KEYS = {"name", "uniq_id", "stat_t", "stat_cla", "avty_t", "dev", "o", "unit_of_meas", "dev_cla", "val_tpl"}
+HA_KEYS |= {"exp_aft", "sug_dsp_prc", "ent_cat", "json_attr_t", "cmd_t", "pl_on", "pl_off", "qos"}
+HA_KEYS |= {"min", "max", "step", "mode"}
+HA_DEVICE_KEYS = {"ids", "cns", "name", "mdl", "mf", "sa", "sw", "hw"}
+# boards/unix.py in Home Assistant: (component, object id) of each entity. No
+# Wi-Fi: no signal entity and no MAC; no STORE: no store errors.
+UNIX_ENTITIES = [("binary_sensor", "status"), ("button", "restart"), ("button", "publish_now"), ("number", "interval")]
+UNIX_ENTITIES += [("sensor", name) for name in UNIX_SENSORS]
+UNIX_ENTITIES += [("sensor", name) for name in ("uptime", "free_heap", "reconnects", "dropped", "buffered")]
+UNIX_ENTITIES += [("sensor", "sensor_errors")]
 
 
 def wait_until(condition, timeout_s, step_s=0.02):
@@ -184,29 +194,56 @@ def test_unix_node_publishes_every_sensor_status_and_discovery(make_broker, node
         assert first[3] == s["qos"], (name, first)
         assert first[4] is False, "readings are not retained"
 
-    # A subscriber that comes later gets the retained status and discovery configs.
-    late = subscribers(broker, [STATUS, "homeassistant/#"])
-    assert wait_until(lambda: len([m for m in late.messages if m[1].startswith("homeassistant/")]) >= 4, 5)
+    # A subscriber that comes later (Home Assistant) gets the retained
+    # status, discovery configs and diagnostics report.
+    late = subscribers(broker, [STATUS, "homeassistant/#", DIAGNOSTICS])
+    count = len(UNIX_ENTITIES)
+    assert wait_until(lambda: len([m for m in late.messages if m[1].startswith("homeassistant/")]) >= count, 5)
+    assert wait_until(lambda: late.on(DIAGNOSTICS), 5), node.output()
     assert [(m[2], m[4]) for m in late.on(STATUS)] == [(b"online", True)]
+    assert node.count("discovery: %d configs announced (connected)" % count) == 1, node.output()
     configs = {m[1]: m for m in late.messages if m[1].startswith("homeassistant/")}
-    assert sorted(configs) == sorted("homeassistant/sensor/unix-node/%s/config" % n for n in UNIX_SENSORS)
+    assert sorted(configs) == sorted("homeassistant/%s/unix-node/%s/config" % e for e in UNIX_ENTITIES)
     unique_ids = set()
-    for name, s in zip(UNIX_SENSORS, board["SENSORS"], strict=True):
-        message = configs["homeassistant/sensor/unix-node/%s/config" % name]
+    for topic, message in configs.items():
         assert message[4] is True, "discovery configs are retained"
         cfg = json.loads(message[2])
-        assert set(cfg) <= HA_SENSOR_KEYS, set(cfg) - HA_SENSOR_KEYS
+        assert set(cfg) <= HA_KEYS, set(cfg) - HA_KEYS
         assert set(cfg["dev"]) <= HA_DEVICE_KEYS, set(cfg["dev"]) - HA_DEVICE_KEYS
+        assert cfg["dev"]["ids"] == ["unix-node"] and cfg["dev"]["name"] == "unix-node", topic
+        assert cfg["o"] == {"name": "house-sensor-node", "sw": "dev"}, topic  # no version file on the Unix port
+        if not topic.startswith("homeassistant/binary_sensor/"):
+            assert cfg["avty_t"] == STATUS, topic
+        unique_ids.add(cfg["uniq_id"])
+    assert len(unique_ids) == count
+    for name, s in zip(UNIX_SENSORS, board["SENSORS"], strict=True):
+        cfg = json.loads(configs["homeassistant/sensor/unix-node/%s/config" % name][2])
         driver = driver_class(s["driver"])
+        assert cfg["name"] == name.capitalize()
         assert cfg["stat_t"] == "house/kitchen/" + name
-        assert cfg["avty_t"] == STATUS
         assert cfg["unit_of_meas"] == driver.UNITS[0]
         assert cfg["dev_cla"] == driver.DEVICE_CLASSES[0]
         assert cfg["stat_cla"] == "measurement"
-        assert cfg["dev"]["ids"] == ["unix-node"]
-        assert cfg["dev"]["mdl"] == "MicroPython Unix port"
-        unique_ids.add(cfg["uniq_id"])
-    assert len(unique_ids) == 4
+        assert cfg["qos"] == s["qos"]
+    device = json.loads(configs["homeassistant/binary_sensor/unix-node/status/config"][2])["dev"]
+    assert device["mdl"] == "MicroPython Unix port" and device["mf"] == "MicroPython", device
+    assert device["sw"].startswith("dev (MicroPython "), device
+    assert device["sa"] == "kitchen" and "cns" not in device, device  # no Wi-Fi, no MAC
+    report = json.loads(late.on(DIAGNOSTICS)[0][2])
+    assert late.on(DIAGNOSTICS)[0][4] is True and report["interval_s"] == 2, report
+
+
+def test_the_deployed_version_is_the_firmware_version_home_assistant_shows(make_broker, nodes, subscribers, tmp_path):
+    deploy.write_version_file(str(tmp_path))  # what make deploy puts at /firmware_version.py
+    with open(tmp_path / "firmware_version.py") as f:
+        version = f.read().split("'")[1]
+    assert version == deploy.firmware_version() != "unknown"
+    broker = make_broker()
+    late_enough = subscribers(broker, ["homeassistant/binary_sensor/unix-node/status/config"])
+    node = nodes(broker, extra_path=str(tmp_path))
+    assert wait_until(lambda: late_enough.messages, 10), node.output()
+    cfg = json.loads(late_enough.messages[0][2])
+    assert cfg["o"]["sw"] == version and cfg["dev"]["sw"].startswith(version + " (MicroPython "), cfg
 
 
 def test_last_will_offline_when_node_process_is_killed(make_broker, nodes, subscribers):
@@ -326,26 +363,31 @@ def test_board_file_loads_and_every_channel_has_its_own_topic(name, monkeypatch)
         if s["bus"] is None and not s["driver"].startswith("sim_") and s["driver"] != "mcu_temp":
             assert s["pin"] is not None, "%s: %s needs a pin or a bus" % (name, s["driver"])
     assert len(set(names)) == len(names), names
-    # Each discovery config must fit one in-flight slot (MAX_PACKET) to go out at QoS 1.
-    status = "%s/%s/%s/status" % (c["PREFIX"], c["ROOM"], c["NODE"])
+    # Each discovery config goes out at QoS 0 from the transmit buffer: it
+    # must fit, with a long version, a MAC and a long machine string.
+    device = discovery.Device(
+        c["NODE"],
+        c["ROOM"],
+        c["PREFIX"],
+        getattr(board, "MODEL", "house sensor node"),
+        "v1.2.3-45-gabcdef0-dirty",
+        runtime="MicroPython 1.28.0",
+        machine="Raspberry Pi Pico W with RP2040",
+        manufacturer="Raspberry Pi",
+        mac="aa:bb:cc:dd:ee:ff" if c["WIFI"] else None,
+        sleep_s=c["DEEP_SLEEP_S"],
+        json_payload=c["PAYLOAD"] == "json",
+        wifi=c["WIFI"] is not None,
+        store=bool(c.get("STORE")),
+    )
+    channels = []
     for s in c["SENSORS"]:
         driver = driver_class(s["driver"])
         for k, channel in enumerate(driver.CHANNELS):
-            sensor_name = s["prefix"] + channel
-            payload = discovery.config_payload(
-                c["NODE"],
-                c["ROOM"],
-                sensor_name,
-                "%s/%s/%s" % (c["PREFIX"], c["ROOM"], sensor_name),
-                driver.UNITS[k],
-                driver.DEVICE_CLASSES[k],
-                status,
-                c["PAYLOAD"] == "json",
-                getattr(board, "MODEL", "house sensor node"),
-            )
-            topic = discovery.config_topic(c["NODE"], sensor_name)
-            size = 1 + 4 + 2 + len(topic.encode()) + 2 + len(payload.encode())
-            assert size <= c["MAX_PACKET"], (name, sensor_name, size)
+            channels.append((s["prefix"] + channel, driver.UNITS[k], driver.DEVICE_CLASSES[k], driver.DECIMALS[k], 1))
+    for topic, payload in discovery.configs(device, channels):
+        size = 1 + 4 + 2 + len(topic.encode()) + len(payload.encode())
+        assert size <= _tx_size(c), (name, topic, size)
 
 
 BREAKAGES = (

@@ -11,6 +11,8 @@ On the board:
     /ca.pem, ...               boards/tls/<name>: each file the board's BROKER names as
                                "ca", "cert" or "key" (git-ignored: a key is a secret)
     /lib/...                   lib/**/*.py compiled to .mpy for the board's architecture
+    /firmware_version.py       VERSION = `git describe --always --dirty` of this tree (Home
+                               Assistant's sw_version; a node without it says "dev")
     /deploy_manifest.json      {remote path: sha256} of what the last deploy copied
 
 Every mpremote command runs with `resume` (no soft reset: the Unix-port
@@ -152,6 +154,36 @@ def compile_lib(arch, root=ROOT, build_dir=None):
     return files
 
 
+VERSION_FILE = "/firmware_version.py"
+
+
+def firmware_version(root=ROOT):
+    """The tree's `git describe --always --dirty` (e.g. "594e9f6-dirty"), or
+    "unknown" outside a git checkout."""
+    try:
+        result = subprocess.run(
+            ["git", "describe", "--always", "--dirty"], cwd=root, capture_output=True, text=True, timeout=30
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    return result.stdout.strip() if result.returncode == 0 and result.stdout.strip() else "unknown"
+
+
+def write_version_file(build_dir, root=ROOT):
+    """build_dir/firmware_version.py, rewritten only when the version
+    changed (its hash is what decides whether the board gets it again)."""
+    path = os.path.join(build_dir, VERSION_FILE[1:])
+    text = "VERSION = %r  # written by tools/deploy.py\n" % firmware_version(root)
+    if os.path.exists(path):
+        with open(path) as f:
+            if f.read() == text:
+                return path
+    os.makedirs(build_dir, exist_ok=True)
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
 def build(board_name, root=ROOT, build_dir=None, secrets_path=None):
     """Everything the board gets, as [(local file, remote path)], with lib/
     compiled for the board's architecture into build/<board>/. Nothing
@@ -171,6 +203,7 @@ def build(board_name, root=ROOT, build_dir=None, secrets_path=None):
         (os.path.join(root, "firmware", "main.py"), "/main.py"),
         (os.path.join(root, "boards", board_name + ".py"), "/board.py"),
         (secrets_path, "/secrets.py"),
+        (write_version_file(build_dir, root), VERSION_FILE),
     ]
     taken = {remote for _, remote in files}
     taken.add(MANIFEST)

@@ -47,7 +47,7 @@ def house_acl(prefix="house"):
             "pattern write %s/+/%%u/status" % prefix,
             "pattern write %s/+/%%u/diagnostics" % prefix,
             "pattern read %s/+/%%u/set/#" % prefix,
-            "pattern write homeassistant/sensor/%u/#",
+            "pattern write homeassistant/+/%u/#",  # discovery: sensors, status, buttons, number
             "pattern read homeassistant/status",
             "",
         ]

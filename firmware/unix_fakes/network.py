@@ -6,6 +6,8 @@
 #   FAKE_WIFI_DOWN_MS=N    no association for the first N ms (the access point
 #                          comes back after a power cut later than the board)
 #   FAKE_WIFI_ASSOCIATE_MS time association takes (default 50)
+#   FAKE_WIFI_MAC=aa:bb:..  the station's MAC (default 02:00:00:00:00:01, a
+#                          locally administered address: no vendor's)
 import os
 import time
 
@@ -21,6 +23,7 @@ association_ms = int(getenv("FAKE_WIFI_ASSOCIATE_MS") or 50)
 down = getenv("FAKE_WIFI") == "down"
 hang = getenv("FAKE_WIFI") == "hang"
 down_ms = int(getenv("FAKE_WIFI_DOWN_MS") or 0)
+mac = bytes(int(part, 16) for part in (getenv("FAKE_WIFI_MAC") or "02:00:00:00:00:01").split(":"))
 
 
 class WLAN:
@@ -73,6 +76,15 @@ class WLAN:
         if param == "rssi":
             return -55
         return 1010 if self.isconnected() else 1001
+
+    def config(self, *args, **kwargs):
+        # As a board's: config("mac") reads a parameter; config(key=value)
+        # sets one (taken and ignored here).
+        if kwargs:
+            return None
+        if args == ("mac",):
+            return mac
+        raise ValueError("unknown config param")
 
     def ifconfig(self):
         return ("127.0.0.1", "255.0.0.0", "127.0.0.1", "127.0.0.1")

@@ -1,7 +1,9 @@
 # The sensor node: reads each sensor on its period and publishes every
 # reading on <prefix>/<room>/<sensor>; buffers readings while the link is
 # down and sends them in order when it is back; announces itself (status,
-# Home Assistant discovery, diagnostics) and takes commands.
+# Home Assistant discovery, diagnostics) and takes commands. What Home
+# Assistant is told lives in node.discovery and node.announce, loaded at the
+# first announce and only on a board with DISCOVERY on.
 #
 # Publishing a reading allocates nothing: topics are built once, numbers are
 # formatted into one preallocated bytearray, and the client encodes into
@@ -9,11 +11,11 @@
 
 import gc
 import json
+import sys
 
 from backoff import Backoff
 from compat import mem_free, sleep_ms, ticks_add, ticks_diff, ticks_ms
 from mqtt.client import MQTTClient
-from node import discovery
 from node.fixed import format_fixed
 from node.ring import Ring
 from node.timestamp import format_json, now_s, sync_ntp
@@ -23,6 +25,16 @@ _PAYLOAD_SIZE = 48  # {"v":-12345.67,"t":"2026-11-23T08:00:00Z"} fits
 _NTP_RESYNC_MS = 6 * 3600 * 1000  # a board's clock drifts seconds a day
 _REBOOT_GRACE_S = 30  # no reboot command taken before the node has been up this long
 _TX_MIN = 512  # the smallest transmit buffer: the diagnostics report fits
+# With DISCOVERY, the transmit buffer a discovery config goes out of (QoS 0:
+# no in-flight slot, see node.announce): the one carrying the whole device
+# block is about 650 B for the boards in boards/.
+_TX_DISCOVERY = 1024
+# Home Assistant's birth message and last will: "online" when it (re)starts,
+# the cue to announce again (a broker restarted without persistence has
+# forgotten the retained configs, and Home Assistant the readings).
+_HA_STATUS_TOPIC = "homeassistant/status"
+_OFFLINE_ACK_MS = 2000  # how long a clean shutdown waits for its `offline` to be acknowledged
+_ANNOUNCE_GAP_MS = 5000  # Home Assistant's `online` announces at most this often (a flood coalesces)
 
 
 class Sensor:
@@ -37,6 +49,8 @@ class Sensor:
         self.next_start = next_start  # tick when the next measurement is due
         self.read_at = None  # tick when the started measurement is ready, or None
         self.values = [0] * len(driver.CHANNELS)
+        self.has_values = False  # values holds a reading (Home Assistant's restart publishes it again)
+        self.taken = 0  # now_s() when values were read (JSON payloads carry it), else 0
         self.first_channel = first_channel  # its first channel's index in Node.channels
 
 
@@ -69,6 +83,16 @@ class Node:
         self.status_topic = base + "/status"
         self.diagnostics_topic = base + "/diagnostics"
         self.command_prefix = base + "/set/"
+        self.discovery = config["DISCOVERY"]
+        # A sleeping node's readings are retained: Home Assistant subscribes
+        # to a reading after its discovery config arrives, which is after a
+        # first wake's readings went out, and it may restart while the node
+        # sleeps. An always-on node's come again within a period.
+        self.retain_readings = bool(config["DEEP_SLEEP_S"])
+        self._announce_due = False  # discovery configs to publish at the next step
+        self._states_due = False  # Home Assistant restarted: the last readings to publish again
+        self._announced_at = None  # tick of the last announce; None: since connect, none
+        self._report_due = False  # a diagnostics report to publish at the next step
         # ticks_diff measures less than 2^29 ms (6.2 days) on a board, so
         # uptime is counted up a second at a time, not measured from start-up.
         self.uptime_s = 0
@@ -133,8 +157,9 @@ class Node:
                 inflight_max=config["INFLIGHT"],
                 max_packet=config["MAX_PACKET"],
                 # QoS 0 packets go out of this buffer: the diagnostics report
-                # (up to ~400 B with its topic) must fit whatever MAX_PACKET is.
-                tx_size=config["MAX_PACKET"] if config["MAX_PACKET"] > _TX_MIN else _TX_MIN,
+                # (up to ~400 B with its topic) and the discovery configs
+                # must fit whatever MAX_PACKET is.
+                tx_size=_tx_size(config),
                 # A blocking step must end well before the watchdog would fire.
                 connect_timeout_ms=_step_deadline_ms(config["WATCHDOG_MS"]),
                 io_timeout_ms=_step_deadline_ms(config["WATCHDOG_MS"]),
@@ -154,9 +179,13 @@ class Node:
     def _on_connect(self, client, userdata, session_present):
         self.log("mqtt: connected to %s:%d (session present: %s)" % (client.host, client.port, session_present))
         client.publish(self.status_topic, b"online", 1, True)
-        client.subscribe(self.command_prefix + "+", 1)
-        if self.config["DISCOVERY"]:
-            self._publish_discovery()
+        if self.discovery:
+            # Home Assistant's birth message: announce again when it restarts.
+            client.subscribe([(self.command_prefix + "+", 1), (_HA_STATUS_TOPIC, 1)])
+            self._announce_due = True  # at the next step, out of this callback
+            self._announced_at = None
+        else:
+            client.subscribe(self.command_prefix + "+", 1)
 
     def _on_disconnect(self, client, userdata, error):
         self.log("mqtt: link down (%r), retry in %d ms" % (error, client.reconnect_in_ms()))
@@ -186,25 +215,59 @@ class Node:
         self.store_errors += 1
         self.log("store: %s" % (error,))
 
-    def _publish_discovery(self):
-        for channel in self.channels:
-            driver = channel.sensor.driver
-            payload = discovery.config_payload(
-                self.config["NODE"],
-                self.config["ROOM"],
-                channel.name,
-                channel.topic.decode(),
-                driver.UNITS[channel.index],
-                driver.DEVICE_CLASSES[channel.index],
-                self.status_topic,
-                self.json_payload,
-                self.model,
-            )
-            self.client.publish(discovery.config_topic(self.config["NODE"], channel.name), payload, 1, True)
+    def _may_announce(self, now):
+        # At connect at once; for Home Assistant's `online`, at most once per
+        # _ANNOUNCE_GAP_MS: a flood of them is one announce, none is lost.
+        return self._announced_at is None or ticks_diff(now, self._announced_at) >= _ANNOUNCE_GAP_MS
+
+    def _announce(self, now):
+        """Home Assistant discovery: every config, retained; then, when Home
+        Assistant restarted, the last readings again; and a diagnostics
+        report, which also carries the interval its number shows."""
+        self._announce_due = False
+        self._announced_at = now
+        # Only a board with DISCOVERY loads this code, and only while it
+        # announces (at connect, when Home Assistant restarts): on the 64-bit
+        # Unix port it takes 18 KB, of which 10 KB are the node's again after.
+        from node import announce
+
+        try:
+            sent = announce.announce(self)
+        finally:
+            _forget_module("announce")
+            _forget_module("discovery")
+        why = "Home Assistant online" if self._states_due else "connected"
+        self.log("discovery: %d configs announced (%s)" % (sent, why))
+        self._report_due = True
+        if self._states_due:
+            self._states_due = False
+            for sensor in self.sensors:
+                if sensor.has_values:
+                    first = sensor.first_channel
+                    for k in range(len(sensor.values)):
+                        self.publish_reading(first + k, sensor.values[k], sensor.taken)
+
+    def _publish_offline(self):
+        """Before a clean DISCONNECT (reboot, deep sleep): the broker drops the
+        last will on a DISCONNECT, so the node says `offline` itself, or its
+        status would read `online` while it is gone."""
+        if not self.client.connected:
+            return  # the will says it, or said it already
+        try:
+            self.client.publish(self.status_topic, b"offline", 1, True)
+        except (OSError, ValueError) as e:
+            self.log("mqtt: offline status not sent: %r" % (e,))
+            return
+        self.client.wait_for_acks(_OFFLINE_ACK_MS)
 
     # ---- commands ------------------------------------------------------
 
     def _on_command(self, client, userdata, message):
+        if message.topic == _HA_STATUS_TOPIC:
+            if self.discovery and message.payload == b"online":
+                self._announce_due = True  # Home Assistant restarted: tell it again
+                self._states_due = True
+            return
         if not message.topic.startswith(self.command_prefix):
             return
         key = message.topic[len(self.command_prefix) :]
@@ -231,6 +294,8 @@ class Node:
                 elif ticks_diff(sensor.next_start, now) > period:
                     sensor.next_start = ticks_add(now, period)  # forced lately: within the new period
             self.log("command: interval now %d s" % seconds)
+            if self.discovery:
+                self._report_due = True  # Home Assistant's interval number reads it from the report
         elif key == "publish-now":
             now = ticks_ms()
             if not self._may_force_readings(now):
@@ -281,6 +346,8 @@ class Node:
         if self.reboot_requested:
             self._reboot()
         now = ticks_ms()
+        if self._announce_due and self.client.connected and self._may_announce(now):
+            self._announce(now)
         self._count_uptime(now)
         link_up = self.wifi is None or self.wifi.poll(now)
         if not link_up and self.client.connected:
@@ -308,6 +375,9 @@ class Node:
                 self._store_failed(e)
                 left = -1
             wait = left if 0 <= left < wait else wait
+        if self._report_due:
+            self._report_due = False
+            self._publish_diagnostics()
         if self.config["DIAGNOSTICS_S"]:
             left = ticks_diff(self.next_diagnostics, now)
             if left <= 0:
@@ -328,6 +398,7 @@ class Node:
     def _reboot(self):
         # The poll that delivered the command has sent its PUBACK by now.
         self.flush_store()
+        self._publish_offline()
         self.client.disconnect()
         self.reset()
 
@@ -396,9 +467,11 @@ class Node:
         except OSError as e:
             self._sensor_failed(sensor, e)
             return
+        sensor.has_values = True
+        taken = sensor.taken = now_s() if self.json_payload else 0
         first = sensor.first_channel
         for k in range(len(values)):
-            self.publish_reading(first + k, values[k])
+            self.publish_reading(first + k, values[k], taken)
 
     def _sensor_failed(self, sensor, error):
         self.sensor_errors += 1
@@ -406,10 +479,12 @@ class Node:
 
     # ---- publishing ----------------------------------------------------
 
-    def publish_reading(self, channel, value):
+    def publish_reading(self, channel, value, taken=-1):
         """Publish now if the link is up and nothing older waits; else keep
-        it in the ring, in order. channel: its index in self.channels."""
-        taken = now_s() if self.json_payload else 0
+        it in the ring, in order. channel: its index in self.channels;
+        taken: when it was read (JSON payloads), -1: now."""
+        if taken < 0:
+            taken = now_s() if self.json_payload else 0
         store = self.store
         if store is not None and (store.unsent or not self._can_send(channel)):
             try:
@@ -432,7 +507,7 @@ class Node:
             n = format_json(self.payload, value, channel.decimals, taken)
         else:
             n = format_fixed(self.payload, 0, value, channel.decimals)
-        packet_id = self.client.publish(channel.topic, self.payload, channel.qos, False, n)
+        packet_id = self.client.publish(channel.topic, self.payload, channel.qos, self.retain_readings, n)
         self.published += 1
         return packet_id
 
@@ -479,14 +554,19 @@ class Node:
             # QoS 2 messages the broker completed with PUBACK: it serves QoS 2 as QoS 1.
             "qos2_downgraded": self.client.session.qos2_downgraded,
             "commands_dropped": self.commands_dropped,
+            # The shortest sensor period: what the `interval` command sets for all.
+            "interval_s": min(sensor.period_ms for sensor in self.sensors) // 1000,
         }
-        self.client.publish(self.diagnostics_topic, json.dumps(report), 0, False)
+        # Retained: Home Assistant's diagnostic entities subscribe after the
+        # first report went out, and a sleeping node reports once per wake.
+        self.client.publish(self.diagnostics_topic, json.dumps(report), 0, True)
 
     # ---- battery boards ------------------------------------------------
 
     def cycle_and_sleep(self, deepsleep, ack_timeout_ms=10000, connect_timeout_ms=30000):
-        """One wake cycle: connect, read every sensor, publish, wait for the
-        acks, then deepsleep(ms). What is not acknowledged is logged."""
+        """One wake cycle: connect, announce, read every sensor, publish
+        (retained), report, wait for the acks, say `offline`, then
+        deepsleep(ms). What is not acknowledged is logged."""
         deadline = ticks_add(ticks_ms(), connect_timeout_ms)
         while not self.client.connected and ticks_diff(deadline, ticks_ms()) > 0:
             if self.wifi is None or self.wifi.poll(ticks_ms()):
@@ -494,6 +574,8 @@ class Node:
             else:
                 sleep_ms(100)
         now = ticks_ms()
+        if self._announce_due and self.client.connected:
+            self._announce(now)
         for sensor in self.sensors:
             sensor.next_start = now
         while True:
@@ -502,9 +584,13 @@ class Node:
                 break
             sleep_ms(wait if wait < 100 else 100)
         self.drain_ring()
+        if self._report_due or self.config["DIAGNOSTICS_S"]:
+            self._report_due = False
+            self._publish_diagnostics()  # once per wake
         if not self.client.wait_for_acks(ack_timeout_ms):
             self.log("deep sleep: %d messages unacknowledged" % self.client.session.inflight_count())
         self.flush_store()  # unacknowledged readings are replayed after the wake-up
+        self._publish_offline()  # asleep, it is not connected: Home Assistant's status sensor says so
         self.client.disconnect()
         deepsleep(self.config["DEEP_SLEEP_S"] * 1000)
 
@@ -547,6 +633,22 @@ def _resolver(config):
     # the Wi-Fi is up, before the client may connect.
     server, port = config["DNS"] or ("0.0.0.0", 53)
     return Resolver(server, port)
+
+
+def _forget_module(name):
+    # A module of this package, out of sys.modules and the package: its code
+    # is garbage (firmware/main.py does the same with the board file checks).
+    sys.modules.pop("node." + name, None)
+    package = sys.modules.get("node")
+    if package is not None and hasattr(package, name):
+        delattr(package, name)
+
+
+def _tx_size(config):
+    size = config["MAX_PACKET"] if config["MAX_PACKET"] > _TX_MIN else _TX_MIN
+    if config["DISCOVERY"] and size < _TX_DISCOVERY:
+        size = _TX_DISCOVERY
+    return size
 
 
 def _step_deadline_ms(watchdog_ms):
