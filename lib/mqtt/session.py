@@ -163,11 +163,10 @@ class Session:
         self._retry_check = 0  # no entry is due for a resend before this tick
         # Topics checked lately: bytes and str cannot change, so a topic seen
         # before needs no second scan (a node publishes the same few).
-        # One list per type: `in` compares with ==, and bytes == str makes the
-        # Unix port print a warning (a node publishes bytes topics, its
-        # discovery configs str ones).
-        self._checked_bytes = [None] * _CHECKED_TOPICS
-        self._checked_str = [None] * _CHECKED_TOPICS
+        # Looked up by identity: `in` would compare with ==, and bytes == str
+        # makes the Unix port print a warning (a node publishes bytes topics,
+        # its discovery configs str ones).
+        self._checked_topics = [None] * _CHECKED_TOPICS
         self._checked_next = 0
 
         capacity = 2 * inflight_max + _OUT_SPARE
@@ -336,11 +335,10 @@ class Session:
         -2 when earlier QoS 0 packets fill the scratch region (write them out
         first). ValueError for a bad topic, QoS or payload_len, and for a
         packet larger than max_packet (QoS 1, 2) or the scratch region (QoS 0)."""
-        kind = type(topic)
-        if kind is bytes:
-            if topic not in self._checked_bytes:
-                self._check_topic(topic)
-        elif kind is not str or topic not in self._checked_str:
+        for checked in self._checked_topics:
+            if checked is topic:
+                break
+        else:
             self._check_topic(topic)
         if qos and qos != 1 and qos != 2:
             raise ValueError("qos must be 0, 1 or 2, got %r" % (qos,))
@@ -423,7 +421,7 @@ class Session:
         validate_topic_name(topic)
         kind = type(topic)
         if kind is bytes or kind is str:  # a bytearray could change after the check
-            (self._checked_bytes if kind is bytes else self._checked_str)[self._checked_next] = topic
+            self._checked_topics[self._checked_next] = topic
             self._checked_next = (self._checked_next + 1) % _CHECKED_TOPICS
 
     def _new_packet_id(self):

@@ -146,9 +146,10 @@ def test_a_flood_of_home_assistant_online_is_one_announce():
     watcher = Watcher("f", [discovery_filter(node)])
     try:
         node._announced_at = None  # as if the connect were long ago: the next `online` is taken at once
-        for _ in range(10):
-            watcher.client.publish("homeassistant/status", b"online", 0)
+        watcher.client.publish("homeassistant/status", b"online", 0)
         assert run_until(node, [watcher.client], announced(logs, "Home Assistant online"))
+        for _ in range(10):  # the flood, after that announce: within the gap
+            watcher.client.publish("homeassistant/status", b"online", 0)
         run_until(node, [watcher.client], lambda: False, 1000)
         assert len(logs.having("configs announced (Home Assistant online)")) == 1, logs.lines
         assert node._announce_due  # the rest coalesced into one more, after the gap
