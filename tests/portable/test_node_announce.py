@@ -116,30 +116,6 @@ def connected_and_announced(node, logs):
     gc.collect()
 
 
-def test_home_assistant_online_announces_again_with_the_last_readings():
-    node, logs = make_node("o", SENSORS, DISCOVERY=True)
-    temperature = reading_topic(node, "temperature")
-    connected_and_announced(node, logs)
-    watcher = Watcher("o", [discovery_filter(node), node_filter(node)])
-    try:
-        assert run_until(node, [watcher.client], lambda: len(watcher.configs()) == ENTITIES)
-        before = len(watcher.messages)
-        # Home Assistant's birth message after its restart.
-        watcher.client.publish("homeassistant/status", b"online", 0)
-        assert run_until(node, [watcher.client], announced(logs, "Home Assistant online")), logs.lines
-        assert run_until(node, [watcher.client], lambda: watcher.on(temperature))
-        fresh = watcher.messages[before:]
-        assert len([m for m in fresh if m[0].startswith("homeassistant/")]) == ENTITIES
-        # The last reading again (the period is 60 s: no new one was taken).
-        first = expected_payloads("sim_temperature", 41, 1)[0]
-        assert [(m[1], m[2]) for m in watcher.on(temperature)] == [(first, False)]
-        humidity = reading_topic(node, "humidity")
-        assert run_until(node, [watcher.client], lambda: node.published == 4 and watcher.on(humidity))
-    finally:
-        watcher.clear_retained(left_behind(node, watcher))
-        finish(node, [watcher.client])
-
-
 def test_a_flood_of_home_assistant_online_is_one_announce():
     node, logs = make_node("f", SENSORS, DISCOVERY=True)
     connected_and_announced(node, logs)
