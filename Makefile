@@ -48,6 +48,15 @@ recovery: setup
 deploy: setup
 	@$(PY) tools/deploy.py --board $(BOARD) $(if $(PORT),--port $(PORT)) $(if $(FOLLOW),--follow) $(if $(DRY_RUN),--dry-run)
 
+## Over the air, through the node's broker: what deploy would copy, compiled, signed with the board's OTA_KEY, sent in chunks:
+## make ota BOARD=pico_w [NODE=pico-bedroom] [SECRETS=boards/secrets.py] [SERVE=1: install when Home Assistant asks] [ABORT=1]
+ota: setup
+	@$(PY) tools/ota.py --board $(BOARD) $(if $(NODE),--node $(NODE)) $(if $(SECRETS),--secrets $(SECRETS)) $(if $(SERVE),--serve) $(if $(ABORT),--abort) $(OTA_ARGS)
+
+## An update with the node SIGKILLed at 24 points (receiving, verifying, activating, first boot; the default test run takes 4)
+ota-kill: setup
+	@OTA_KILL_POINTS=$(or $(POINTS),24) $(PY) -m pytest -q -s -p no:cacheprovider tests/test_ota_kill.py
+
 ## Live table of readings and nodes on the broker (MQTT_HOST/MQTT_PORT, default 127.0.0.1:1883); MONITOR_ARGS=--plain or --json
 monitor: setup
 	@$(PY) tools/monitor.py $(MONITOR_ARGS)

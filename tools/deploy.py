@@ -116,7 +116,7 @@ def secrets_help(secrets_path):
 
 # Modules of lib/ that only the host's tests and tools import: the broker's
 # half of the codec. A board never loads them, so its flash need not hold them.
-HOST_ONLY = ("mqtt/broker_codec.py",)
+HOST_ONLY = ("mqtt/broker_codec.py", "ota/manifest_text.py")
 
 
 def compile_lib(arch, root=ROOT, build_dir=None):

@@ -47,6 +47,9 @@ def house_acl(prefix="house"):
             "pattern write %s/+/%%u/status" % prefix,
             "pattern write %s/+/%%u/diagnostics" % prefix,
             "pattern read %s/+/%%u/set/#" % prefix,
+            # Over-the-air updates: the host's messages in, state and progress out.
+            "pattern read %s/+/%%u/ota/in/#" % prefix,
+            "pattern write %s/+/%%u/ota/#" % prefix,
             "pattern write homeassistant/+/%u/#",  # discovery: sensors, status, buttons, number
             "pattern read homeassistant/status",
             "",

@@ -92,11 +92,59 @@ class WDT:
                 time.sleep_ms(1000)
 
 
+class Timer:
+    """machine.Timer's one-shot and periodic modes, the callback run from a
+    thread as a board runs it from an interrupt or a soft-timer context
+    (lib/ota/startup.py's deadline: its callback only schedules the work)."""
+
+    ONE_SHOT = 0
+    PERIODIC = 1
+
+    def __init__(self, id=-1, mode=PERIODIC, period=-1, callback=None):
+        self._generation = 0
+        if callback is not None:
+            self.init(mode=mode, period=period, callback=callback)
+
+    def init(self, mode=PERIODIC, period=-1, callback=None):
+        import _thread
+
+        self._generation += 1
+        _thread.start_new_thread(self._run, (self._generation, mode, period, callback))
+
+    def deinit(self):
+        self._generation += 1
+
+    def _run(self, generation, mode, period, callback):
+        while True:
+            time.sleep_ms(period)
+            if generation != self._generation:
+                return
+            if callback is not None:
+                callback(self)
+            if mode == Timer.ONE_SHOT:
+                return
+
+
 def reset():
     global resets
     resets += 1
     print("machine.reset() on the Unix port: exiting")
+    # SystemExit ends the process, except where MicroPython catches and
+    # prints exceptions (a callback run by micropython.schedule, as the OTA
+    # deadline's is): a board's reset ends everything there too, so the
+    # process is killed a moment later if it is still alive.
+    try:
+        import _thread
+
+        _thread.start_new_thread(_reset_anyway, ())
+    except ImportError:  # the 32-bit test runtime: no threads
+        pass
     sys.exit(75)
+
+
+def _reset_anyway():
+    time.sleep_ms(1000)
+    os.system("kill -KILL $PPID")  # the shell's parent: this process
 
 
 def deepsleep(ms=0):

@@ -89,6 +89,7 @@ def device_of(node):
         json_payload=node.json_payload,
         wifi=node.wifi is not None,
         store=node.store is not None,
+        ota=node.ota is not None,
     )
 
 

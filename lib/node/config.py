@@ -145,6 +145,9 @@ def load(board, secrets=None):
     c["STORE"] = _store(get("STORE", None))
     c["BROKER"] = _broker(get("BROKER"), secrets)
     c["WIFI"] = _wifi(get("WIFI", None), secrets)
+    # Over-the-air updates (lib/ota) are on where the secrets hold a key; its
+    # form is checked where it is used (ota.upkeep).
+    c["OTA"] = getattr(secrets, "OTA_KEY", None) is not None if secrets else False
     # DNS None: the server DHCP gave the Wi-Fi, or the host's resolver on the Unix port.
     c["DNS"] = _endpoint("DNS", get("DNS", None), 53)
     if c["DNS"] is not None and not _is_ipv4(c["DNS"][0]):

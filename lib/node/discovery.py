@@ -65,6 +65,7 @@ class Device:
         json_payload=False,
         wifi=False,
         store=False,
+        ota=False,
     ):
         self.node = node
         self.room = room
@@ -78,11 +79,13 @@ class Device:
         self.json_payload = json_payload
         self.wifi = wifi
         self.store = store
+        self.ota = ota  # takes over-the-air updates (lib/ota)
         self.readings = "%s/%s/" % (prefix, room)  # + the channel's name
         base = "%s/%s/%s/" % (prefix, room, node)
         self.status_topic = base + "status"
         self.diagnostics_topic = base + "diagnostics"
         self.command_prefix = base + "set/"
+        self.ota_prefix = base + "ota/"
 
 
 def object_id(text):
@@ -96,7 +99,7 @@ def config_topic(node, name, component="sensor"):
 
 
 def entity_name(channel_name):
-    """"floor_temperature" -> "Floor temperature": the entity's own name, as
+    """ "floor_temperature" -> "Floor temperature": the entity's own name, as
     a person reads it. Home Assistant puts the device's name in front."""
     text = channel_name.replace("_", " ").strip()
     return text[:1].upper() + text[1:] if text else channel_name
@@ -243,6 +246,22 @@ def control_configs(device):
     yield config_topic(device.node, "interval", "number"), _text(config)
 
 
+def update_config(device):
+    """(topic, payload) of the firmware's update entity: its state is the
+    JSON ota.updater keeps retained on ota/installed (installed_version, and
+    the latest_version, title and release_summary the host offers); Install
+    publishes `install` on ota/install, which `make ota SERVE=1` answers."""
+    config = _common(device, "Firmware", "firmware")
+    config["stat_t"] = device.ota_prefix + "installed"
+    config["cmd_t"] = device.ota_prefix + "install"
+    config["pl_inst"] = "install"
+    config["dev_cla"] = "firmware"
+    config["ent_cat"] = "config"
+    config["qos"] = 1
+    _availability(device, config)
+    return config_topic(device.node, "firmware", "update"), _text(config)
+
+
 def configs(device, channels):
     """(topic, payload) of every entity of the node, one at a time (a board
     holds one config in RAM, not all of them). channels: (name, unit,
@@ -252,3 +271,5 @@ def configs(device, channels):
         yield reading_config(device, name, unit, device_class, decimals, qos)
     yield from diagnostic_configs(device)
     yield from control_configs(device)
+    if device.ota:
+        yield update_config(device)

@@ -143,6 +143,10 @@ class Node:
         self._told_dropped = False
         self.next_diagnostics = ticks_add(now, config["DIAGNOSTICS_S"] * 1000)
 
+        # Over-the-air updates, where the board's secrets hold a key: the
+        # updater (ota.updater) takes its messages before the commands do.
+        self.ota = None
+        updater = _updater_module(config, log)
         broker = config["BROKER"]
         if client is None:
             client = MQTTClient(
@@ -160,6 +164,8 @@ class Node:
                 # (up to ~400 B with its topic) and the discovery configs
                 # must fit whatever MAX_PACKET is.
                 tx_size=_tx_size(config),
+                # An update's chunk arrives whole in the receive buffer.
+                rx_size=updater.RX_SIZE if updater is not None else 512,
                 # A blocking step must end well before the watchdog would fire.
                 connect_timeout_ms=_step_deadline_ms(config["WATCHDOG_MS"]),
                 io_timeout_ms=_step_deadline_ms(config["WATCHDOG_MS"]),
@@ -167,6 +173,8 @@ class Node:
             )
             client.on_log = lambda c, u, message: log("mqtt: " + message)
         self.client = client
+        if updater is not None:
+            self.ota = updater.Updater(config, client.publish, log, self._request_reboot)
         client.will_set(self.status_topic, b"offline", 1, True)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
@@ -186,6 +194,9 @@ class Node:
             self._announced_at = None
         else:
             client.subscribe(self.command_prefix + "+", 1)
+        if self.ota is not None:
+            client.subscribe(self.ota.topic_filter, 1)
+            self.ota.on_connect()
 
     def _on_disconnect(self, client, userdata, error):
         self.log("mqtt: link down (%r), retry in %d ms" % (error, client.reconnect_in_ms()))
@@ -263,6 +274,8 @@ class Node:
     # ---- commands ------------------------------------------------------
 
     def _on_command(self, client, userdata, message):
+        if self.ota is not None and self.ota.handle(message.topic, message.payload):
+            return
         if message.topic == _HA_STATUS_TOPIC:
             if self.discovery and message.payload == b"online":
                 self._announce_due = True  # Home Assistant restarted: tell it again
@@ -316,12 +329,15 @@ class Node:
                 self._drop_command("reboot", why)
                 return
             self.log("command: reboot")
-            # Not from inside the callback: the command's PUBACK goes out when
-            # it returns, and a QoS 1 command not acknowledged comes back after
-            # the restart (persistent session): a reboot loop. step() reboots.
-            self.reboot_requested = True
+            self._request_reboot()
         else:
             raise ValueError("unknown command %r (known: interval, publish-now, reboot)" % key)
+
+    def _request_reboot(self):
+        # Not from inside a callback: the PUBACK of the message that asked
+        # goes out when it returns, and a QoS 1 message not acknowledged
+        # comes back after the restart (persistent session). step() reboots.
+        self.reboot_requested = True
 
     def _may_force_readings(self, now):
         """True, and noted, when readings were not forced within the
@@ -385,7 +401,16 @@ class Node:
                 self.next_diagnostics = ticks_add(now, self.config["DIAGNOSTICS_S"] * 1000)
                 left = self.config["DIAGNOSTICS_S"] * 1000
             wait = left if left < wait else wait
+        if self.ota is not None:
+            wait = self._ota_step(wait)
         return wait
+
+    def _ota_step(self, wait):
+        ota = self.ota
+        if ota.on_trial and self.published and self.client.connected:
+            ota.confirm()  # the new release connected and published: it stays
+        left = ota.poll()
+        return left if left < wait else wait
 
     def _count_uptime(self, now):
         # step() runs every second or so: whole seconds since the mark are
@@ -620,6 +645,24 @@ def _open_store(config, channels, log):
     if store.recovered or store.torn:
         log("store: %d readings kept across the reset (%d torn)" % (store.recovered, store.torn))
     return store
+
+
+def _updater_module(config, log):
+    """ota.updater where the board's secrets hold OTA_KEY, or None (its code
+    and the larger receive buffer cost RAM a board without updates keeps)."""
+    if not config.get("OTA"):
+        return None
+    if config["DEEP_SLEEP_S"]:
+        # Awake for seconds at a time, a sleeping node would take an update
+        # in pieces across wakes, if the host kept sending that long.
+        log("ota: OTA_KEY is set, but updates need an always-on node (DEEP_SLEEP_S is %d)" % config["DEEP_SLEEP_S"])
+        return None
+    try:
+        from ota import updater
+    except ImportError as e:  # a board deployed without lib/ota
+        log("ota: OTA_KEY is set but lib/ota is missing (%r): updates are off" % (e,))
+        return None
+    return updater
 
 
 def _resolver(config):

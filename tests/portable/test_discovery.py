@@ -34,6 +34,7 @@ HA_KEYS = {
     "max": "max",
     "step": "step",
     "mode": "mode",
+    "pl_inst": "payload_install",
 }
 HA_DEVICE_KEYS = {
     "ids": "identifiers",
@@ -86,6 +87,7 @@ def device(**changes):
         "json_payload": False,
         "wifi": True,
         "store": False,
+        "ota": False,
     }
     for key in changes:
         settings[key] = changes[key]
@@ -103,6 +105,7 @@ def device(**changes):
         json_payload=settings["json_payload"],
         wifi=settings["wifi"],
         store=settings["store"],
+        ota=settings["ota"],
     )
 
 
@@ -172,7 +175,7 @@ def test_entity_names_read_as_a_person_reads_them():
 
 
 def test_every_key_is_one_home_assistant_reads():
-    for dev in (device(store=True), device(sleep_s=600, json_payload=True)):
+    for dev in (device(store=True, ota=True), device(sleep_s=600, json_payload=True)):
         configs = all_configs(dev)
         for topic in configs:
             config = configs[topic]
@@ -185,7 +188,7 @@ def test_every_key_is_one_home_assistant_reads():
 
 
 def test_every_config_names_the_device_the_firmware_and_a_unique_id():
-    configs = all_configs(device(store=True))
+    configs = all_configs(device(store=True, ota=True))
     ids = []
     for topic in configs:
         config = configs[topic]
@@ -339,6 +342,19 @@ def test_the_entities_of_an_always_on_board():
     ), keys
 
 
+def test_a_node_taking_updates_has_a_firmware_update_entity():
+    configs = by_object(all_configs(device(ota=True)))
+    update = configs[("update", "firmware")]
+    # ota.updater keeps its JSON (installed_version, latest_version, title,
+    # release_summary) retained here; Install goes to the host's make ota SERVE=1.
+    assert update["stat_t"] == "house/living_room/unix-node/ota/installed"
+    assert update["cmd_t"] == "house/living_room/unix-node/ota/install"
+    assert update["pl_inst"] == "install"
+    assert update["dev_cla"] == "firmware" and update["ent_cat"] == "config" and update["qos"] == 1
+    assert update["avty_t"] == "house/living_room/unix-node/status"
+    assert not [key for key in by_object(all_configs(device())) if key[0] == "update"]
+
+
 # ---- a sleeping node --------------------------------------------------------
 
 
@@ -383,6 +399,7 @@ def test_every_config_fits_the_transmit_buffer_with_long_names():
         machine="Raspberry Pi Pico W with RP2040",
         json_payload=True,
         store=True,
+        ota=True,
     )
     channels = (("window_temperature", "°C", "temperature", 2, 2), ("floor_humidity", "%", "humidity", 1, 1))
     largest = 0

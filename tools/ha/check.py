@@ -88,7 +88,11 @@ ENTITIES = [
     ("button", "restart", "Restart", "config"),
     ("button", "publish_now", "Publish now", None),
     ("number", "interval", "Interval", "config"),
+    ("update", "firmware", "Firmware", "config"),
 ]
+# The node takes updates (its secrets hold a key), so it has an update entity.
+NODE_SECRETS = 'OTA_KEY = "%s"\n' % ("5e" * 32)
+OFFER = {"latest_version": "v-check-2", "title": "House sensor node", "release_summary": "Offered by make ha"}
 # reading -> (unit, device class, QoS in boards/unix.py)
 READINGS = {
     "temperature": ("°C", "temperature", 1),
@@ -418,7 +422,7 @@ class NodeRunner:
         self.proc = subprocess.Popen(
             [MICROPYTHON, os.path.join(ROOT, "firmware", "main.py")],
             env=env,
-            cwd=ROOT,
+            cwd=self.folder,  # an update's files would go under the working directory
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -513,13 +517,16 @@ class Check:
         self.log.start()
         self.node = NodeRunner(NODE, self.broker.port, "ha_node", self.folder)
         self.node.start()
-        self.step("entity registry: 16 entities, names, unique ids, categories", self.registry)
+        with open(os.path.join(self.folder, "secrets.py"), "w") as f:
+            f.write(NODE_SECRETS)
+        self.step("entity registry: %d entities, names, unique ids, categories" % len(ENTITIES), self.registry)
         self.step("device: name, model, manufacturer, sw/hw version, MAC, area", self.device_info)
         self.step("readings: state, unit, device class, state class; status on", self.readings)
         self.step("qos and origin: as the discovery configs say", self.qos_and_origin)
         self.step("diagnostic entities carry the node's diagnostics report", self.diagnostics)
         self.step("publish now (button): the readings come at once", self.publish_now)
         self.step("interval (number): 5 s changes the node's period, then back", self.interval)
+        self.step("firmware (update): installed version, the host's offer, Install asks the host", self.firmware)
         self.step("restart (button): the node restarts (after its %d s grace)" % REBOOT_GRACE_S, self.restart)
         self.step("SIGKILL: every entity unavailable, a restart brings them back", self.power_cut)
         self.step("deep sleep: first wake shown, values expire asleep, status off", self.deep_sleep)
@@ -694,6 +701,36 @@ class Check:
             wait_for("%s after publish now" % reading, lambda topic=topic: self.watcher.on(topic, pressed), 3, 0.05)
         late = (self.watcher.on("house/%s/temperature" % ROOM, pressed)[0][0] - pressed) * 1000
         return "readings %.0f ms after the press" % late
+
+    def firmware(self):
+        """The update entity as ota.updater feeds it: the installed version,
+        then a newer one the host offers (retained on ota/in/offer, as `make
+        ota SERVE=1` does), and Install publishing `install` for the host."""
+        entity = self.entity_ids["firmware"]
+        base = "house/%s/%s/ota/" % (ROOM, NODE)
+        installed = wait_for("the node's ota/installed", lambda: self.watcher.on(base + "installed"), 20)
+        version = json.loads(installed[-1][2])["installed_version"]
+        state = wait_for("the update entity up to date", lambda: self._update_state(entity, "off"), 20)
+        expect(state["attributes"]["installed_version"] == version, "installed_version %r" % state["attributes"])
+        self.watcher.client.publish(base + "in/offer", json.dumps(OFFER), 1, retain=True).wait_for_publish(5)
+        try:
+            state = wait_for(
+                "the update entity offering %s" % OFFER["latest_version"], lambda: self._update_state(entity, "on"), 20
+            )
+            attributes = state["attributes"]
+            for key in ("latest_version", "release_summary", "title"):
+                expect(attributes.get(key) == OFFER[key], "%s: %r" % (key, attributes))
+            pressed = time.monotonic()
+            self.ha.call("update", "install", {"entity_id": entity})
+            asked = wait_for("`install` on %sinstall" % base, lambda: self.watcher.on(base + "install", pressed), 10)
+            expect(asked[0][2] == b"install", "payload %r" % asked[0][2])
+        finally:
+            self.watcher.clear([base + "in/offer"])
+        return "installed %r, offered %r, Install published %r" % (version, OFFER["latest_version"], asked[0][2])
+
+    def _update_state(self, entity, wanted):
+        state = self.ha.states().get(entity)
+        return state if state is not None and state["state"] == wanted else None
 
     def interval(self):
         topic = "house/%s/temperature" % ROOM

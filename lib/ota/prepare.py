@@ -1,0 +1,254 @@
+# The first half of an update, loaded for it and forgotten when the files
+# start coming: the manifest and its HMAC, then (after ota.checks) the
+# files the running release already has, copied on the node instead of
+# sent. ota.begin starts it; each step hands over to the next through
+# flash (Updater.handoff), so their code is never in RAM together.
+
+from binascii import hexlify
+
+from compat import const, ticks_diff, ticks_ms
+from ota import fs, report
+from ota.errors import ManifestError
+
+_HEADER = const(12)
+_ID_BYTES = const(8)
+_BUFFER = const(512)  # made with the intake: a heap that has filled up in pieces may have no room for it later
+_STEP_BYTES = const(4096)  # flash read or copied per poll(): the loop stays responsive
+_PROGRESS_EVERY = const(4)
+_GAP_REPORT_MS = const(500)
+_IDLE_MS = const(60000)
+_MANIFEST = const(1)
+_PREPARE = const(2)
+MAX_FILES = const(512)  # ota.manifest's, not loaded until the manifest is in
+
+
+class Intake:
+    """The manifest coming in, then checked, then the copy pass; hands over
+    to ota.receiver (through flash: the need file) when done."""
+
+    def __init__(self, u, release, fields, folder, running):
+        self.u = u
+        self.release = release
+        self.dir = folder  # where it is received: <root>ota-releases/<id>/
+        self.running = running  # the running release's tree: what it has is copied from there
+        self.tag, self.manifest_bytes, self.release_bytes, self.chunk_size = fields
+        self.phase = _PREPARE
+        self.gap = False
+        self._gap_at = 0
+        self._mac = None
+        self._out = None
+        self.index = 0  # the manifest's chunk wanted next
+        self._written = 0
+        self.reader = None
+        self.need = None  # bitmap: the files the host sends
+        self.done = 0
+        self.total = 0
+        self.copy = None  # an ota.fs.Copy under way
+        self.buf = bytearray(_BUFFER)  # the one buffer flash-to-flash work goes through
+
+    # ---- called by the updater ------------------------------------------
+
+    def chunk(self, payload):
+        try:
+            self._chunk(payload)
+        except (ManifestError, OSError) as e:
+            self.fail(e)
+
+    def abort(self, payload):
+        if str(bytes(payload), "utf-8").strip() == self.release:
+            self.discard()
+            report.aborted(self.u, self.release)
+
+    def poll(self):
+        try:
+            if self.copy is not None:
+                if self.copy.step(_STEP_BYTES):
+                    copy, self.copy = self.copy, None
+                    copy.then(self, copy)
+                    self.u.progress_due = True
+                return 0
+            if self.phase == _PREPARE:
+                self._prepare_step()
+                return 0
+        except (ManifestError, OSError) as e:
+            self.fail(e)
+            return 0
+        return _IDLE_MS
+
+    def state_text(self):
+        if self.need is None:
+            return "receiving manifest"
+        return "receiving %d/%d" % (self.done, self.total)
+
+    def progress(self):
+        d = {"state": "manifest" if self.phase == _MANIFEST else "preparing", "release": self.release}
+        d["chunk_size"] = self.chunk_size
+        if self.phase == _MANIFEST:
+            d["file"] = 0
+            d["chunk"] = self.index
+        else:
+            d["done"] = self.done
+            d["total"] = self.total
+        if self.gap:
+            d["gap"] = True
+        return d
+
+    def fail(self, error):
+        """Refused: the folder goes; the running release and the pointer
+        were never touched."""
+        reason = str(error) if isinstance(error, ManifestError) else "flash error: %r" % (error,)
+        self.discard()
+        report.refused(self.u, self.release, reason)
+
+    def discard(self):
+        for f in (self._out, self.reader.f if self.reader is not None else None):
+            if f is not None:
+                try:
+                    f.close()
+                except OSError:
+                    pass
+        if self.copy is not None:
+            self.copy.close()
+        self._out = self.reader = self.copy = None
+        try:
+            fs.remove_some(self.dir[:-1], 4 * MAX_FILES + 16)
+        except OSError as e:
+            self.u.log("ota: could not remove %s yet (%r): later" % (self.dir, e))
+            self.u.janitor.append(self.dir[:-1])
+
+    # ---- the manifest --------------------------------------------------
+
+    def start_manifest(self):
+        from ota.hmac256 import HMAC
+
+        self.phase = _MANIFEST
+        self.index = self._written = 0
+        self._mac = HMAC(self.u.key) if self.u.key is not None else None
+        self._out = fs.open_write(self.dir + "release.part")
+        self.u.progress_due = True
+
+    def _chunk(self, payload):
+        if len(payload) < _HEADER:
+            return
+        tag = self.tag
+        for i in range(_ID_BYTES):
+            if payload[i] != tag[i]:
+                return  # another release's (a second sender): not ours to judge
+        file = (payload[8] << 8) | payload[9]
+        index = (payload[10] << 8) | payload[11]
+        if self.phase != _MANIFEST or file != 0 or index != self.index:
+            if self.phase != _MANIFEST or file > 0 or index > self.index:
+                self._gap_seen()
+            return
+        left = self.manifest_bytes - self._written
+        expected = self.chunk_size if left > self.chunk_size else left
+        length = len(payload) - _HEADER
+        if length != expected:
+            raise ManifestError("chunk %d of the manifest has %d bytes, expected %d" % (index, length, expected))
+        data = memoryview(payload)[_HEADER:]
+        fs.write(self._out, data)
+        self._mac.update(data)
+        self._written += length
+        self.index += 1
+        if self._written == self.manifest_bytes:
+            self._manifest_received()
+        elif self.index % _PROGRESS_EVERY == 0:
+            self.u.progress_due = True
+
+    def _gap_seen(self):
+        # Ahead of the chunk wanted (or a file's before the manifest is in):
+        # tell the host where to go on, at most every _GAP_REPORT_MS.
+        now = ticks_ms()
+        if self.gap and ticks_diff(now, self._gap_at) < _GAP_REPORT_MS:
+            return
+        self.gap = True
+        self._gap_at = now
+        self.u.progress_due = True
+
+    def _manifest_received(self):
+        from ota.hmac256 import equal
+
+        self._out.close()
+        self._out = None
+        mac, self._mac = self._mac, None
+        fs.forget("ota.hmac256")
+        if mac is None or not equal(mac.digest(), self.tag):
+            raise ManifestError(
+                "bad HMAC: the manifest is not signed with this node's OTA_KEY, or was altered on the way"
+            )
+        fs.rename(self.dir + "release.part", self.dir + "release.txt")
+        # The checks next (ota.checks), from flash, without this in RAM.
+        self.u.receiver = None
+        self.u.handoff = (self.release, "check")
+        self.u.progress_due = True
+
+    def _open_reader(self):
+        if self.reader is not None:
+            self.reader.f.close()
+        from ota.manifest import Reader
+
+        self.reader = Reader(fs.open_read(self.dir + "release.txt"))
+        self.reader.header()
+
+    def chunks(self, size):
+        return (size + self.chunk_size - 1) // self.chunk_size
+
+    # ---- what the running release has -----------------------------------
+
+    def _count(self):
+        # The manifest passed ota.checks: its files and chunks, counted.
+        self._open_reader()
+        files = 0
+        while self.reader.next():
+            files += 1
+            self.total += self.chunks(self.reader.size)
+        self.need = bytearray((files + 7) // 8)
+        self.done = 0
+        self._open_reader()
+        self.u.progress_due = True
+
+    def _prepare_step(self):
+        """The next file of the manifest: copied from the running release
+        when it has the same (checked against the manifest's SHA-256), else
+        marked for the host to send."""
+        if self.need is None:
+            self._count()
+            return
+        reader = self.reader
+        if not reader.next():
+            reader.f.close()
+            self.reader = None
+            fs.write_atomic(self.dir + "need", hexlify(bytes(self.need)))
+            self.u.receiver = None
+            self.u.handoff = (self.release, "receive")  # ota.receiver takes it from flash
+            self.u.progress_due = True
+            return
+        target = self.dir + reader.path
+        if fs.stat_size(target) == reader.size:
+            # Taken before a reset (renamed only once its SHA-256 matched).
+            self.done += self.chunks(reader.size)
+            return
+        if reader.size == 0:
+            # An empty file needs no chunk: written here, never sent.
+            fs.makedirs(target[: target.rfind("/")])
+            fs.open_write(target + ".part").close()
+            self.copy = fs.Copy(target + ".part", None, 0, self.buf, Intake._copied)
+            return
+        source = self.running + reader.path
+        if fs.stat_size(source) == reader.size:
+            fs.makedirs(target[: target.rfind("/")])
+            self.copy = fs.Copy(source, target + ".part", reader.size, self.buf, Intake._copied)
+            return
+        self.need[reader.index >> 3] |= 1 << (reader.index & 7)
+
+    def _copied(self, copy):
+        reader = self.reader
+        target = self.dir + reader.path
+        if hexlify(copy.sha.digest()) == reader.sha:
+            fs.rename(target + ".part", target)
+            self.done += self.chunks(reader.size)
+        elif reader.size == 0:
+            raise ManifestError("file %s: SHA-256 does not match the manifest" % reader.path)
+        else:
+            fs.remove_if_there(target + ".part")
+            self.need[reader.index >> 3] |= 1 << (reader.index & 7)

@@ -1,0 +1,157 @@
+# What the updater tells (see ota.updater for the topics), loaded when
+# something is due and forgotten after: the state text, the sender's
+# progress report, Home Assistant's installed version, and the outcomes the
+# receiver reports.
+
+import json
+
+from compat import const, ticks_add, ticks_diff, ticks_ms
+
+_RESET_AFTER_MS = const(500)  # for "activating" to leave before the reset
+_TEXT_MAX = const(200)
+_PROGRESS_GAP_MS = const(250)  # progress of flash work on the node: at most this often
+
+
+def publish_due(u):
+    # The regular reports first, then a one-off note (a refusal, an
+    # outcome): the last message on a topic is the one that stands.
+    if u.announce:
+        ok = _send(u, "state", state_text(u), 1, True)
+        ok = ok and _send(u, "installed", json.dumps(installed(u)), 1, True)
+        ok = ok and _send_progress(u, progress(u), True)
+        if not ok:
+            return
+        u.announce = u.installed_due = u.progress_due = False
+    if u.installed_due and _send(u, "installed", json.dumps(installed(u)), 1, True):
+        u.installed_due = False
+    if u.progress_due:
+        r = u.receiver
+        if r is not None:
+            # The state when it changes; the progress at most every
+            # _PROGRESS_GAP_MS while the node works on its own (the copy and
+            # verify passes), at once when the host is to be told something.
+            text = r.state_text()
+            changed = text != u.last_state or r.phase != u.last_phase
+            now = ticks_ms()
+            if not changed and not r.gap and ticks_diff(now, u.progress_at) < _PROGRESS_GAP_MS:
+                return
+            if changed and not _send(u, "state", text, 0, True):
+                return
+            u.last_state = text
+            u.last_phase = r.phase
+            u.progress_at = now
+        if not _send_progress(u, progress(u), True):
+            return
+        u.progress_due = False
+        if r is not None:
+            r.gap = False
+    if u.note is not None:
+        text, retain = u.note
+        if not _send(u, "state", text, 1 if retain else 0, retain):
+            return
+        u.note = None
+    if u.note_progress is not None and _send_progress(u, u.note_progress[0], u.note_progress[1]):
+        u.note_progress = None
+
+
+def _send(u, name, payload, qos, retain):
+    try:
+        u.publish(u.base + name, payload, qos, retain)
+        return True
+    except (OSError, ValueError):
+        return False  # not connected, or the in-flight table is full: at the next poll
+
+
+def _send_progress(u, d, retain):
+    d["installed"] = u.pointer["version"]
+    d["max_chunk"] = u.max_chunk
+    return _send(u, "progress", json.dumps(d), 0, retain)
+
+
+def state_text(u):
+    if u.receiver is not None:
+        return u.receiver.state_text()
+    if u.handoff is not None:
+        return "receiving manifest" if u.handoff[1] == "check" else u.last_state or "receiving"
+    if u.resetting or u.on_trial:
+        return "activating"
+    return u.pointer["outcome"] or "idle"
+
+
+def progress(u):
+    if u.receiver is not None:
+        return u.receiver.progress()
+    if u.handoff is not None:
+        return {"state": "preparing", "release": u.handoff[0]}
+    if u.resetting or u.on_trial:
+        return {"state": "activating" if u.resetting else "trial", "release": u.pointer["active"]}
+    return {"state": "idle", "release": None}
+
+
+def installed(u):
+    version = u.pointer["version"]
+    offer = u.offer or {}
+    d = {"installed_version": version, "latest_version": offer.get("latest_version") or version}
+    for key in ("title", "release_summary"):
+        if key in offer:
+            d[key] = offer[key]
+    return d
+
+
+def offer(u, payload):
+    """The host's offer (retained): passed on to Home Assistant."""
+    try:
+        found = json.loads(payload)
+    except ValueError:
+        return
+    if not isinstance(found, dict) or not isinstance(found.get("latest_version"), str):
+        return
+    kept = {}
+    for key in ("latest_version", "release_summary", "title"):
+        value = found.get(key)
+        if isinstance(value, str):
+            kept[key] = value[:_TEXT_MAX]
+    u.offer = kept
+    u.installed_due = True
+
+
+# ---- outcomes ------------------------------------------------------------------
+
+
+def refused(u, release, reason, retain=True):
+    """An update is refused. Retained when it ends the update that was
+    running; a begin refused while another runs is not."""
+    u.log("ota: release %s refused: %s" % (release, reason))
+    u.note = ("refused: " + reason, retain)
+    u.note_progress = ({"state": "refused", "release": release, "reason": reason}, retain)
+    if retain or u.receiver is None:
+        u.receiver = None
+
+
+def reply(u, release, state):
+    u.note_progress = ({"state": state, "release": release}, False)
+
+
+def aborted(u, release):
+    u.log("ota: release %s aborted by the host" % release)
+    u.receiver = None
+    u.note = (u.pointer["outcome"] or "idle", True)
+    u.note_progress = ({"state": "idle", "aborted": release}, False)
+
+
+def activated(u, p):
+    """The pointer now names the new release, on trial: reset into it."""
+    u.pointer = p
+    u.receiver = None
+    u.log("ota: release %s (%s) activated: resetting into it" % (p["version"], p["active"]))
+    u.resetting = True
+    u.reset_at = ticks_add(ticks_ms(), _RESET_AFTER_MS)
+    u.note = ("activating", True)
+    u.progress_due = True
+
+
+def confirmed(u):
+    u.log("ota: release %s confirmed" % u.pointer["version"])
+    u.note = ("confirmed", True)
+    u.installed_due = True
+    u.progress_due = True
