@@ -19,9 +19,10 @@ def _start_release():
             startup.start()
         except Exception as e:  # noqa: BLE001 - the deployed files must still run
             print("ota: boot: %r: running the deployed files" % (e,))
-    # The release imports its own ota package; a release on trial keeps the
-    # deadline timer's module alive as sys.modules["_ota_boot"].
-    for name in ("ota", "ota.startup", "ota.pointer", "ota.fs", "ota.deadline"):
+    # The release imports its own ota package and compat (the deployed ones
+    # were loaded for this); a release on trial keeps the deadline timer's
+    # module alive as sys.modules["_ota_boot"].
+    for name in ("ota", "ota.startup", "ota.pointer", "ota.fs", "ota.deadline", "compat"):
         sys.modules.pop(name, None)
 
 

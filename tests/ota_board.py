@@ -64,6 +64,8 @@ def wire():
     def __init__(self, *args, **kwargs):
         made(self, *args, **kwargs)
         current["ota"] = self.ota
+        # Where the node's modules came from: a release's own, not the deployed /lib boot.py used.
+        print("OTA-MODULES compat from %s, node from %s" % (sys.modules["compat"].__file__, node_module.__file__))
         if heap:
             gc.collect()
             print("OTA-HEAP idle live=%d free=%d" % (gc.mem_alloc(), gc.mem_free()))

@@ -95,6 +95,10 @@ def test_a_full_update_of_lib_runs_as_the_new_version(house):
     assert p["version"] == "2.0-test" and not p["trial"] and p["outcome"] == "confirmed"
     assert release_folders(house.flash) == [p["active"]]  # the deployed files stay in /, nothing else is left
     assert board.find("ota: running release 2.0-test (%s) on trial" % p["active"], t0), board.output()
+    # Every module from the release, compat too (boot.py's ota code loaded the deployed one first).
+    release_lib = "ota-releases/%s/lib/" % p["active"]
+    modules = [line for t, _, line in board.lines if t >= t0 and line.startswith("OTA-MODULES")]
+    assert modules and modules[0].count(release_lib) == 2, board.output()
     done = time.monotonic()
     assert wait_until(lambda: house.watcher.reading_after(done), BOOT_S)
     installed = house.watcher.installed()

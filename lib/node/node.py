@@ -174,7 +174,9 @@ class Node:
             client.on_log = lambda c, u, message: log("mqtt: " + message)
         self.client = client
         if updater is not None:
-            self.ota = updater.Updater(config, client.publish, log, self._request_reboot)
+            self.ota = updater.Updater(
+                config, client.publish, log, self._request_reboot, max_message=config["MAX_PACKET"]
+            )
         client.will_set(self.status_topic, b"offline", 1, True)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect

@@ -10,6 +10,7 @@ from ota import fs, report
 _ID_BYTES = const(8)
 _CHUNK_MIN = const(64)
 MAX_MANIFEST_BYTES = const(65536)  # ota.manifest's, without loading it (a test checks they agree)
+_UNVERIFIED = const(1)  # ota.prepare's phase while the manifest comes in: its HMAC unchecked
 MAX_FILES = const(512)  # ota.manifest's
 
 
@@ -41,6 +42,14 @@ def begin(u, payload, resume):
         # Sent again after its activation (the host restarted): say where it is.
         report.reply(u, release, "trial" if p["trial"] else "installed")
         return False
+    r = u.receiver
+    if r is not None and u.handoff is None and r.phase == _UNVERIFIED and r.release != release:
+        # A begin whose manifest never arrived whole (anyone may send a
+        # begin; only the key's holder a manifest that passes): it holds
+        # no update back.
+        u.log("ota: release %s dropped for %s: its manifest never came whole" % (r.release, release))
+        r.discard()
+        u.receiver = None
     why = None
     if u.key is None:
         why = "updates are off on this node: its secrets.py has no valid OTA_KEY"

@@ -33,7 +33,7 @@ def path_error(path):
             if c not in _PATH_CHARS:
                 return "path %r has %r: only letters, digits, '_', '.' and '-' are allowed" % (path, c)
     name = parts[-1]
-    if name.split(".")[0] == "secrets":
+    if [part for part in parts if part.split(".")[0] == "secrets"]:  # lib/secrets/__init__.py shadows it too
         return "path %r would overwrite or shadow secrets.py: secrets never travel in a release" % path
     if path == "boot.py":
         return "path 'boot.py' would replace the code that chooses and rolls back releases: only make deploy writes it"
@@ -107,9 +107,9 @@ def run(u, release):
     except (ManifestError, OSError, ValueError, IndexError) as e:
         reason = str(e) if isinstance(e, ManifestError) else "flash error: %r" % (e,)
         try:
-            fs.remove_some(folder[:-1], 4 * MAX_FILES + 16)
+            fs.drop(u, folder[:-1])
         except OSError:
-            u.janitor.append(folder[:-1])
+            pass  # the janitor has it
         from ota import report
 
         report.refused(u, release, reason)

@@ -21,12 +21,18 @@ def arm(root, release, deadline_s):
 
     _root, _release, _deadline_s = root, release, deadline_s
     try:
-        timer = machine.Timer(-1)  # a virtual timer: RP2040, newer ESP32 ports, the Unix fake
+        timer = _start(machine, -1, deadline_s * 1000)  # a virtual timer: RP2040, newer ESP32 ports, the Unix fake
     except (ValueError, OSError, TypeError):
-        timer = machine.Timer(0)  # ESP32 up to 1.26: hardware timers only
-    timer.init(mode=machine.Timer.ONE_SHOT, period=deadline_s * 1000, callback=_fire)
+        # ESP32 up to 1.26: hardware timers only (the ESP32-C3 refuses -1 at init, not at construction).
+        timer = _start(machine, 0, deadline_s * 1000)
     _timer = timer
     sys.modules["_ota_boot"] = sys.modules[__name__]
+
+
+def _start(machine, timer_id, period_ms):
+    timer = machine.Timer(timer_id)
+    timer.init(mode=machine.Timer.ONE_SHOT, period=period_ms, callback=_fire)
+    return timer
 
 
 def disarm():
@@ -44,11 +50,21 @@ def _fire(timer):
     except ImportError:
         _expire(None)
         return
-    schedule(_expire, None)
+    try:
+        schedule(_expire, None)
+    except RuntimeError:  # the schedule queue is full: try again in a second
+        timer.init(mode=timer.ONE_SHOT, period=1000, callback=_fire)
 
 
 def _expire(_):
-    if expire(_root, _release, _deadline_s):
+    try:
+        rolled_back = expire(_root, _release, _deadline_s)
+    except OSError as e:
+        # The pointer could not be written: reset all the same, and the boot
+        # counter rolls the release back within its boots.
+        print("ota: deadline: %r: resetting" % (e,))
+        rolled_back = True
+    if rolled_back:
         import machine
 
         machine.reset()

@@ -170,6 +170,19 @@ def remove_some(path, budget):
     return not exists(path)
 
 
+def drop(u, path):
+    """A refused release's folder: its begin file goes now (so that it is
+    never taken up again after a reset), the rest through the updater's
+    janitor, a few entries per poll: removing a whole release here could
+    hold the node's loop for seconds of flash writes, past a watchdog."""
+    try:
+        if exists(path + "/begin"):
+            remove(path + "/begin")
+    finally:
+        if path not in u.janitor:
+            u.janitor.append(path)
+
+
 class Copy:
     """Reads length bytes of a file (copying them to target, unless None)
     through buf, hashing them with SHA-256, a step of at most step bytes

@@ -19,7 +19,6 @@ _GAP_REPORT_MS = const(500)
 _IDLE_MS = const(60000)
 _MANIFEST = const(1)
 _PREPARE = const(2)
-MAX_FILES = const(512)  # ota.manifest's, not loaded until the manifest is in
 
 
 class Intake:
@@ -55,7 +54,7 @@ class Intake:
             self.fail(e)
 
     def abort(self, payload):
-        if str(bytes(payload), "utf-8").strip() == self.release:
+        if bytes(payload).strip() == self.release.encode():  # compared as bytes: any payload is harmless
             self.discard()
             report.aborted(self.u, self.release)
 
@@ -111,10 +110,9 @@ class Intake:
             self.copy.close()
         self._out = self.reader = self.copy = None
         try:
-            fs.remove_some(self.dir[:-1], 4 * MAX_FILES + 16)
+            fs.drop(self.u, self.dir[:-1])
         except OSError as e:
             self.u.log("ota: could not remove %s yet (%r): later" % (self.dir, e))
-            self.u.janitor.append(self.dir[:-1])
 
     # ---- the manifest --------------------------------------------------
 

@@ -92,7 +92,7 @@ class Receiver:
             self.fail(e)
 
     def abort(self, payload):
-        if str(bytes(payload), "utf-8").strip() == self.release:
+        if bytes(payload).strip() == self.release.encode():  # compared as bytes: any payload is harmless
             self.discard()
             report.aborted(self.u, self.release)
 
@@ -148,10 +148,9 @@ class Receiver:
             self.copy.close()
         self._out = self.reader = self.copy = None
         try:
-            fs.remove_some(self.dir[:-1], 4 * MAX_FILES + 16)
+            fs.drop(self.u, self.dir[:-1])
         except OSError as e:
             self.u.log("ota: could not remove %s yet (%r): later" % (self.dir, e))
-            self.u.janitor.append(self.dir[:-1])
 
     # ---- receiving -----------------------------------------------------
 

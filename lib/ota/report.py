@@ -17,12 +17,12 @@ def publish_due(u):
     # outcome): the last message on a topic is the one that stands.
     if u.announce:
         ok = _send(u, "state", state_text(u), 1, True)
-        ok = ok and _send(u, "installed", json.dumps(installed(u)), 1, True)
+        ok = ok and _send_installed(u)
         ok = ok and _send_progress(u, progress(u), True)
         if not ok:
             return
         u.announce = u.installed_due = u.progress_due = False
-    if u.installed_due and _send(u, "installed", json.dumps(installed(u)), 1, True):
+    if u.installed_due and _send_installed(u):
         u.installed_due = False
     if u.progress_due:
         r = u.receiver
@@ -54,18 +54,61 @@ def publish_due(u):
         u.note_progress = None
 
 
+def _room(u, name, qos):
+    # Payload bytes a message on name can carry: a QoS 1 message is kept for
+    # resending within the client's max_packet; QoS 0 goes out of its
+    # transmit buffer (at least 512 bytes). The fixed header, lengths and
+    # packet id take at most 9.
+    limit = u.max_message if qos or u.max_message > 512 else 512
+    return limit - len(u.base) - len(name) - 9
+
+
 def _send(u, name, payload, qos, retain):
+    data = payload.encode() if isinstance(payload, str) else payload
+    room = _room(u, name, qos)
+    if len(data) > room:
+        # Text from the host (a version, a reason naming a path) longer than
+        # the board's packets: cut, at a character's start, never left
+        # waiting (the messages after it would wait behind it for good).
+        while room > 0 and data[room] & 0xC0 == 0x80:
+            room -= 1
+        data = data[:room]
     try:
-        u.publish(u.base + name, payload, qos, retain)
+        u.publish(u.base + name, data, qos, retain)
         return True
     except (OSError, ValueError):
-        return False  # not connected, or the in-flight table is full: at the next poll
+        return False  # not connected, the in-flight table or output queue full: at the next poll
+
+
+def _send_json(u, name, d, qos, retain, optional, long_keys):
+    # JSON cut anywhere is no JSON: optional texts go, long ones are shortened.
+    room = _room(u, name, qos)
+    text = json.dumps(d)
+    for key in optional:
+        if len(text.encode()) <= room:
+            break
+        d.pop(key, None)
+        text = json.dumps(d)
+    for keep in (24, 4):
+        for key in long_keys:
+            if len(text.encode()) <= room:
+                break
+            if key in d:
+                d[key] = d[key][:keep]
+                text = json.dumps(d)
+    return _send(u, name, text, qos, retain)
+
+
+def _send_installed(u):
+    return _send_json(
+        u, "installed", installed(u), 1, True, ("release_summary", "title"), ("latest_version", "installed_version")
+    )
 
 
 def _send_progress(u, d, retain):
     d["installed"] = u.pointer["version"]
     d["max_chunk"] = u.max_chunk
-    return _send(u, "progress", json.dumps(d), 0, retain)
+    return _send_json(u, "progress", d, 0, retain, (), ("reason", "installed"))
 
 
 def state_text(u):

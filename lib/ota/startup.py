@@ -85,6 +85,13 @@ def start(root=None):
         __import__("secrets")
     except ImportError:
         pass
+    if p["trial"]:
+        # Armed first: if no timer can be had, the deployed files run this
+        # boot (it counted as one of the release's), never a release without
+        # its deadline.
+        from ota import deadline
+
+        deadline.arm(root, p["active"], p["deadline_s"])
     os.chdir(tree[:-1])
     lib = root + "lib"
     if lib in sys.path:
@@ -93,8 +100,4 @@ def start(root=None):
     # a release's modules win over the ones a firmware has frozen in.
     sys.path.insert(1, tree + "lib")
     print("ota: running release %s (%s)%s" % (p["version"], p["active"], " on trial" if p["trial"] else ""))
-    if p["trial"]:
-        from ota import deadline
-
-        deadline.arm(root, p["active"], p["deadline_s"])
     return tree

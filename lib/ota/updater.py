@@ -89,13 +89,15 @@ class Updater:
         running=None,
         max_chunk=CHUNK_MAX,
         free_bytes=None,
+        max_message=512,
     ):
         """config: the node's (PREFIX, ROOM, NODE). publish(topic, payload,
         qos, retain): the client's. reset(): restart the board (the node's
         orderly reboot). For tests: root (the flash root; else from the
         working directory), key (bytes; else secrets.OTA_KEY, hex), arch
         (else this runtime's), running (the release that runs; else from the
-        working directory), free_bytes(root) -> (bytes free, block size)."""
+        working directory), free_bytes(root) -> (bytes free, block size).
+        max_message: the client's max_packet (the board's MAX_PACKET)."""
         self.base = "%s/%s/%s/ota/" % (config["PREFIX"], config["ROOM"], config["NODE"])
         self.topic_filter = self.base + "in/+"
         self.node = config["NODE"]
@@ -103,6 +105,7 @@ class Updater:
         self.log = log
         self.reset = reset
         self.max_chunk = max_chunk if max_chunk < CHUNK_MAX else CHUNK_MAX
+        self.max_message = max_message  # the client's max_packet: what a QoS 1 message may take
         self.free_bytes = free_bytes  # None: ota.fs.free_bytes
         self.pointer = None  # the pointer file's dict (ota.pointer)
         self.folder = None  # <root>ota-releases/: the releases, the pointer
@@ -172,7 +175,23 @@ class Updater:
             report.refused(self, None, "flash error: %r" % (e,))
         except MemoryError:
             self._out_of_memory()
+        except Exception as e:  # noqa: BLE001 - a message must never stop the node's loop
+            self._refuse(e)
         return True
+
+    def _refuse(self, error):
+        # Raised where nothing expected it: the update in hand is dropped
+        # (its files go, a few per poll) and the node goes on.
+        from ota import report
+
+        release = None
+        if self.receiver is not None:
+            release = self.receiver.release
+            try:
+                self.receiver.discard()  # its files closed and removed
+            except Exception:  # noqa: BLE001
+                self.janitor.append(self.folder + release)
+        report.refused(self, release, "unexpected error: %r" % (error,))
 
     def _out_of_memory(self, release=None):
         # What an update needs in RAM is not there: it is refused, never the

@@ -77,7 +77,7 @@ def test_paths_outside_the_tree_are_refused():
 
 
 def test_secrets_and_boot_py_are_never_in_a_release():
-    for path in ("secrets.py", "lib/secrets.mpy", "lib/node/secrets.py"):
+    for path in ("secrets.py", "lib/secrets.mpy", "lib/node/secrets.py", "lib/secrets/__init__.py"):
         assert "secrets" in path_error(path), path
     assert "boot.py" in path_error("boot.py")
     assert "would overwrite or shadow secrets.py" in refused(text(HEADER, FILES + [("secrets.py", SHA, 10)]))

@@ -2,8 +2,11 @@
 # the release on trial gets max_boots boots and a deadline per boot to
 # confirm, then the previous release runs again; a make deploy after an
 # update wins; a release whose files are gone is not booted. The deadline's
-# timer and the switch of sys.path and working directory run in the
-# firmware tests (tests/test_ota_e2e.py), where machine.Timer exists.
+# timer choice runs here against a fake machine.Timer; the real timer and
+# the switch of sys.path and working directory run in the firmware tests
+# (tests/test_ota_e2e.py).
+import sys
+
 from ota import deadline, pointer, startup
 from ota_sender import cleaned_up, fresh_root, write
 
@@ -133,3 +136,65 @@ def test_the_deadline_writes_the_pointer_as_ota_pointer_reads_it():
     # the ota package a release may have broken): the same folder, the
     # same fields.
     assert pointer.NAME == "ota-releases/pointer"
+
+
+class FakeTimer:
+    """machine.Timer as an ESP32-C3 before MicroPython 1.26 has it: -1 is
+    taken when made and refused at init (ESP_ERR_INVALID_ARG)."""
+
+    ONE_SHOT = 0
+    PERIODIC = 1
+    made = []
+
+    def __init__(self, timer_id):
+        self.id = timer_id
+        self.inits = []
+        FakeTimer.made.append(self)
+
+    def init(self, mode, period, callback):
+        if self.id == -1:
+            raise OSError(258)
+        self.inits.append((mode, period))
+
+    def deinit(self):
+        pass
+
+
+class FakeMachine:
+    Timer = FakeTimer
+
+
+class FullSchedule:
+    """micropython.schedule with its queue full."""
+
+    @staticmethod
+    def schedule(function, argument):
+        raise RuntimeError("schedule queue full")
+
+
+def with_modules(modules, run):
+    saved = {name: sys.modules.get(name) for name in modules}
+    for name in modules:
+        sys.modules[name] = modules[name]
+    try:
+        run()
+    finally:
+        for name in saved:
+            if saved[name] is None:
+                sys.modules.pop(name, None)
+            else:
+                sys.modules[name] = saved[name]
+        deadline.disarm()
+
+
+def test_the_deadline_takes_a_hardware_timer_where_a_virtual_one_is_refused_at_init():
+    FakeTimer.made = []
+    with_modules({"machine": FakeMachine}, lambda: deadline.arm("/nowhere/", RELEASE, 300))
+    assert [t.id for t in FakeTimer.made] == [-1, 0]
+    assert FakeTimer.made[1].inits == [(FakeTimer.ONE_SHOT, 300000)]
+
+
+def test_a_full_schedule_queue_tries_the_deadline_again_a_second_later():
+    timer = FakeTimer(0)
+    with_modules({"micropython": FullSchedule}, lambda: deadline._fire(timer))
+    assert timer.inits == [(FakeTimer.ONE_SHOT, 1000)]  # not lost: the board stays on the way back

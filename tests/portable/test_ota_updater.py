@@ -206,7 +206,12 @@ def refused(name, release, free=None, begin=None, **settings):
     if progress is not None and progress["state"] == "receiving":
         send_files(u, release, progress)
     poll_until(u, lambda: u.receiver is None)
-    u.poll()
+    # Refused: never taken up again after a reset, even before the janitor
+    # has removed its files a few per poll.
+    from ota import fs
+
+    assert not fs.exists(root + pointer.FOLDER + release.id + "/begin")
+    poll_until(u, lambda: u.poll() != BUSY)
     last = published.last_progress()
     assert last["state"] == "refused", published.messages[-4:]
     assert snapshot(root) == before
@@ -430,7 +435,91 @@ def test_the_host_can_abort_the_release_being_received():
     u.handle(PREFIX + "in/abort", b"0000000000000000")  # another release's: ignored
     assert u.receiver is not None
     u.handle(PREFIX + "in/abort", release.id.encode())
-    u.poll()
+    poll_until(u, lambda: u.poll() != BUSY)
     assert u.receiver is None and folders(root) == [] and snapshot(root) == before
     assert published.last_progress()["aborted"] == release.id
     assert published.states()[-1] == "idle"
+
+
+@cleaned_up
+def test_a_payload_that_is_not_text_or_an_error_nobody_expected_never_stops_the_node():
+    root = fresh_root("garbage")
+    factory(root)
+    before = snapshot(root)
+    published = Published()
+    u = updater(root, published)
+    release = Release(NEW)
+    u.handle(PREFIX + "in/begin", release.begin())
+    send_manifest(u, release)
+    wanted(u, published)
+    assert u.handle(PREFIX + "in/abort", b"\xff\xfe not utf-8")  # compared as bytes: not this release's
+    assert u.receiver is not None
+
+    def broken(payload):
+        raise KeyError("a defect")
+
+    u.receiver.chunk = broken
+    assert u.handle(PREFIX + "in/chunk", release.chunk_payload(1, 0))  # the update is refused, not the loop stopped
+    poll_until(u, lambda: u.poll() != BUSY)
+    assert u.receiver is None and folders(root) == [] and snapshot(root) == before
+    assert "unexpected error" in published.last_progress()["reason"]
+
+
+class BoundedPublish(Published):
+    """publish() refusing what the client refuses: a QoS 1 message over
+    max_packet, a QoS 0 one over the 512-byte transmit buffer."""
+
+    def __init__(self, max_packet):
+        super().__init__()
+        self.max_packet = max_packet
+
+    def __call__(self, topic, payload, qos=0, retain=False):
+        size = 5 + len(topic) + len(payload) + (2 if qos else 0)
+        if size > (self.max_packet if qos else 512):
+            raise ValueError("a PUBLISH of %d bytes does not fit" % size)
+        super().__call__(topic, payload, qos, retain)
+
+
+@cleaned_up
+def test_texts_from_the_host_are_cut_to_the_boards_packets_and_nothing_waits_behind_them():
+    root, release = activated("long-offer")
+    published = BoundedPublish(192)
+    u = updater(root, published, running=release.id, max_message=192)
+    u.confirm()
+    u.poll()
+    long_text = "Größere Änderung " * 12  # 204 characters, more bytes: non-ASCII
+    offer = {"latest_version": "ü" * 150, "release_summary": long_text, "title": long_text}
+    u.handle(PREFIX + "in/offer", json.dumps(offer).encode())
+    u.poll()
+    installed = json.loads(published.on("installed")[-1][1])  # JSON still: texts shortened, not cut mid-way
+    assert installed["installed_version"] == "2.0" and installed["latest_version"].startswith("ü")
+    assert not u.installed_due and not u.announce
+    # A refusal naming a long path is cut at a character's start and the
+    # progress report after it still goes out.
+    u.handle(PREFIX + "in/begin", b"ota1 " + "é".encode() * 300)
+    u.poll()
+    assert published.states()[-1].startswith("refused: ")
+    assert len(published.on("state")[-1][1]) <= 192
+    assert published.last_progress()["state"] == "refused"
+
+
+@cleaned_up
+def test_a_begin_whose_manifest_never_came_whole_holds_no_update_back():
+    root = fresh_root("stale")
+    factory(root)
+    published = Published()
+    u = updater(root, published)
+    stale = Release({"main.py": b"print(3)\n", "board.py": b"ROOM = 'x'\n"}, version="3.0")
+    u.handle(PREFIX + "in/begin", stale.begin())  # and then nothing: a host gone, or not a key's holder
+    u.poll()
+    release = Release(NEW)
+    u.handle(PREFIX + "in/begin", release.begin())
+    assert u.receiver is not None and u.receiver.release == release.id
+    from ota import fs
+
+    stale_folder = root + pointer.FOLDER + stale.id
+    assert not fs.exists(stale_folder + "/begin") and u.janitor == [stale_folder]  # removed once the update is done
+    send_manifest(u, release)
+    send_files(u, release, wanted(u, published))
+    poll_until(u, lambda: u.resetting)
+    assert pointer.load(root)["active"] == release.id
