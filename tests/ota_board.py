@@ -120,10 +120,18 @@ with open("boot.py") as f:
     exec(f.read(), board_globals)
 wire()
 gc.collect()  # as boot.py ends, and main.py starts the node, on a board
+
+def compiled(path):
+    # A board compiles main.py from its file and keeps no text of it: the
+    # source is garbage before the node starts, not held while it runs.
+    with open(path) as f:
+        return compile(f.read(), path, "exec")
+
+
 try:
-    with open("main.py") as f:
-        source = f.read()
-    exec(source, board_globals)
+    main_code = compiled("main.py")
+    gc.collect()
+    exec(main_code, board_globals)
 except SystemExit as e:
     if e.args and e.args[0] == 75:  # machine.reset()
         raise
@@ -133,7 +141,7 @@ except SystemExit as e:
 except BaseException as e:  # noqa: BLE001 - what a board does: the traceback, then the REPL
     sys.print_exception(e)
     print("ota_board: main.py stopped: at the REPL, as a board would be")
-    source = None
+    main_code = None
     gc.collect()
     while True:  # the REPL: scheduled callbacks (the OTA deadline) run here
         time.sleep_ms(50)

@@ -5,7 +5,7 @@
 from binascii import hexlify, unhexlify
 
 from compat import const
-from ota import fs, report
+from ota import fs, outcome
 
 _ID_BYTES = const(8)
 _CHUNK_MIN = const(64)
@@ -33,14 +33,14 @@ def begin(u, payload, resume):
         return True
     fields = begin_fields(payload)
     if isinstance(fields, str):
-        report.refused(u, None, fields, retain=False)
+        outcome.refused(u, None, fields, retain=False)
         return False
     tag, manifest_bytes, release_bytes, chunk = fields
     release = str(hexlify(tag[:_ID_BYTES]), "ascii")
     p = u.pointer
     if release == p["active"]:
         # Sent again after its activation (the host restarted): say where it is.
-        report.reply(u, release, "trial" if p["trial"] else "installed")
+        outcome.reply(u, release, "trial" if p["trial"] else "installed")
         return False
     r = u.receiver
     if r is not None and u.handoff is None and r.phase == _UNVERIFIED and r.release != release:
@@ -70,7 +70,7 @@ def begin(u, payload, resume):
     else:
         why = fs.no_room(u, release_bytes + manifest_bytes, 1)
     if why is not None:
-        report.refused(u, release, why, retain=False)
+        outcome.refused(u, release, why, retain=False)
         return False
     folder = u.folder + release
     if fs.exists(folder):  # a try of the same release rolled back before: start clean

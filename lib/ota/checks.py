@@ -110,9 +110,9 @@ def run(u, release):
             fs.drop(u, folder[:-1])
         except OSError:
             pass  # the janitor has it
-        from ota import report
+        from ota import outcome
 
-        report.refused(u, release, reason)
+        outcome.refused(u, release, reason)
         return
     u.handoff = (release, "prepare")
     u.progress_due = True

@@ -7,7 +7,7 @@
 from binascii import hexlify
 
 from compat import const, ticks_diff, ticks_ms
-from ota import fs, report
+from ota import fs
 from ota.errors import ManifestError
 
 _HEADER = const(12)
@@ -56,7 +56,9 @@ class Intake:
     def abort(self, payload):
         if bytes(payload).strip() == self.release.encode():  # compared as bytes: any payload is harmless
             self.discard()
-            report.aborted(self.u, self.release)
+            from ota import outcome  # only when it ends: not held while receiving
+
+            outcome.aborted(self.u, self.release)
 
     def poll(self):
         try:
@@ -97,7 +99,9 @@ class Intake:
         were never touched."""
         reason = str(error) if isinstance(error, ManifestError) else "flash error: %r" % (error,)
         self.discard()
-        report.refused(self.u, self.release, reason)
+        from ota import outcome  # only when it ends: not held while receiving
+
+        outcome.refused(self.u, self.release, reason)
 
     def discard(self):
         for f in (self._out, self.reader.f if self.reader is not None else None):

@@ -26,7 +26,7 @@ import hashlib
 from binascii import hexlify, unhexlify
 
 from compat import const, ticks_diff, ticks_ms
-from ota import fs, report
+from ota import fs
 from ota.errors import ManifestError
 from ota.manifest import MAX_FILES, Reader
 
@@ -94,7 +94,9 @@ class Receiver:
     def abort(self, payload):
         if bytes(payload).strip() == self.release.encode():  # compared as bytes: any payload is harmless
             self.discard()
-            report.aborted(self.u, self.release)
+            from ota import outcome  # only when it ends: not held while receiving
+
+            outcome.aborted(self.u, self.release)
 
     def poll(self):
         try:
@@ -135,7 +137,9 @@ class Receiver:
         were never touched."""
         reason = str(error) if isinstance(error, ManifestError) else "flash error: %r" % (error,)
         self.discard()
-        report.refused(self.u, self.release, reason)
+        from ota import outcome  # only when it ends: not held while receiving
+
+        outcome.refused(self.u, self.release, reason)
 
     def discard(self):
         for f in (self._out, self.reader.f if self.reader is not None else None):
@@ -329,4 +333,6 @@ class Receiver:
         p["max_boots"] = int(h["boots"])
         p["deadline_s"] = int(h["deadline_s"])
         pointer.save(u.root, p)
-        report.activated(u, p)
+        from ota import outcome  # only when it ends: not held while receiving
+
+        outcome.activated(u, p)

@@ -1,14 +1,13 @@
 # What the updater tells (see ota.updater for the topics), loaded when
 # something is due and forgotten after: the state text, the sender's
-# progress report, Home Assistant's installed version, and the outcomes the
-# receiver reports.
+# progress report and Home Assistant's installed version, each within the
+# board's packets. What sets them (an outcome, the host's offer) is
+# ota.outcome, loaded only when there is one.
 
 import json
 
-from compat import const, ticks_add, ticks_diff, ticks_ms
+from compat import const, ticks_diff, ticks_ms
 
-_RESET_AFTER_MS = const(500)  # for "activating" to leave before the reset
-_TEXT_MAX = const(200)
 _PROGRESS_GAP_MS = const(250)  # progress of flash work on the node: at most this often
 
 
@@ -100,6 +99,8 @@ def _send_json(u, name, d, qos, retain, optional, long_keys):
 
 
 def _send_installed(u):
+    from ota.outcome import installed
+
     return _send_json(
         u, "installed", installed(u), 1, True, ("release_summary", "title"), ("latest_version", "installed_version")
     )
@@ -129,72 +130,3 @@ def progress(u):
     if u.resetting or u.on_trial:
         return {"state": "activating" if u.resetting else "trial", "release": u.pointer["active"]}
     return {"state": "idle", "release": None}
-
-
-def installed(u):
-    version = u.pointer["version"]
-    offer = u.offer or {}
-    d = {"installed_version": version, "latest_version": offer.get("latest_version") or version}
-    for key in ("title", "release_summary"):
-        if key in offer:
-            d[key] = offer[key]
-    return d
-
-
-def offer(u, payload):
-    """The host's offer (retained): passed on to Home Assistant."""
-    try:
-        found = json.loads(payload)
-    except ValueError:
-        return
-    if not isinstance(found, dict) or not isinstance(found.get("latest_version"), str):
-        return
-    kept = {}
-    for key in ("latest_version", "release_summary", "title"):
-        value = found.get(key)
-        if isinstance(value, str):
-            kept[key] = value[:_TEXT_MAX]
-    u.offer = kept
-    u.installed_due = True
-
-
-# ---- outcomes ------------------------------------------------------------------
-
-
-def refused(u, release, reason, retain=True):
-    """An update is refused. Retained when it ends the update that was
-    running; a begin refused while another runs is not."""
-    u.log("ota: release %s refused: %s" % (release, reason))
-    u.note = ("refused: " + reason, retain)
-    u.note_progress = ({"state": "refused", "release": release, "reason": reason}, retain)
-    if retain or u.receiver is None:
-        u.receiver = None
-
-
-def reply(u, release, state):
-    u.note_progress = ({"state": state, "release": release}, False)
-
-
-def aborted(u, release):
-    u.log("ota: release %s aborted by the host" % release)
-    u.receiver = None
-    u.note = (u.pointer["outcome"] or "idle", True)
-    u.note_progress = ({"state": "idle", "aborted": release}, False)
-
-
-def activated(u, p):
-    """The pointer now names the new release, on trial: reset into it."""
-    u.pointer = p
-    u.receiver = None
-    u.log("ota: release %s (%s) activated: resetting into it" % (p["version"], p["active"]))
-    u.resetting = True
-    u.reset_at = ticks_add(ticks_ms(), _RESET_AFTER_MS)
-    u.note = ("activating", True)
-    u.progress_due = True
-
-
-def confirmed(u):
-    u.log("ota: release %s confirmed" % u.pointer["version"])
-    u.note = ("confirmed", True)
-    u.installed_due = True
-    u.progress_due = True

@@ -60,6 +60,7 @@ _ON_DEMAND = (
     "ota.manifest",
     "ota.hmac256",
     "ota.report",
+    "ota.outcome",
     "ota.upkeep",
     "ota.pointer",
     "ota.fs",
@@ -164,15 +165,15 @@ class Updater:
                 if self.receiver is not None:
                     self.receiver.abort(payload)
             elif kind == "offer":
-                from ota import report
+                from ota import outcome
 
-                report.offer(self, payload)
+                outcome.offer(self, payload)
             else:
                 self.log("ota: ignored %r (known: begin, chunk, abort, offer)" % kind)
         except OSError as e:  # flash, while a release was being started
-            from ota import report
+            from ota import outcome
 
-            report.refused(self, None, "flash error: %r" % (e,))
+            outcome.refused(self, None, "flash error: %r" % (e,))
         except MemoryError:
             self._out_of_memory()
         except Exception as e:  # noqa: BLE001 - a message must never stop the node's loop
@@ -182,7 +183,7 @@ class Updater:
     def _refuse(self, error):
         # Raised where nothing expected it: the update in hand is dropped
         # (its files go, a few per poll) and the node goes on.
-        from ota import report
+        from ota import outcome
 
         release = None
         if self.receiver is not None:
@@ -191,7 +192,7 @@ class Updater:
                 self.receiver.discard()  # its files closed and removed
             except Exception:  # noqa: BLE001
                 self.janitor.append(self.folder + release)
-        report.refused(self, release, "unexpected error: %r" % (error,))
+        outcome.refused(self, release, "unexpected error: %r" % (error,))
 
     def _out_of_memory(self, release=None):
         # What an update needs in RAM is not there: it is refused, never the

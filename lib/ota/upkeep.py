@@ -125,6 +125,6 @@ def confirm(u):
         boot.disarm()
     if previous:
         u.janitor.append(u.root + pointer.FOLDER + previous)
-    from ota import report
+    from ota import outcome
 
-    report.confirmed(u)
+    outcome.confirmed(u)
