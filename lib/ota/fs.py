@@ -183,6 +183,24 @@ def drop(u, path):
             u.janitor.append(path)
 
 
+def discard(stage):
+    """A release coming in (ota.prepare's Intake, ota.receiver's Receiver)
+    given up: its open files closed, its folder dropped."""
+    for f in (stage._out, stage.reader.f if stage.reader is not None else None):
+        if f is not None:
+            try:
+                f.close()
+            except OSError:
+                pass
+    if stage.copy is not None:
+        stage.copy.close()
+    stage._out = stage.reader = stage.copy = None
+    try:
+        drop(stage.u, stage.dir[:-1])
+    except OSError as e:
+        stage.u.log("ota: could not remove %s yet (%r): later" % (stage.dir, e))
+
+
 class Copy:
     """Reads length bytes of a file (copying them to target, unless None)
     through buf, hashing them with SHA-256, a step of at most step bytes

@@ -38,6 +38,15 @@ def offer(u, payload):
     u.installed_due = True
 
 
+def failed(stage, error):
+    """A release coming in (ota.prepare, ota.receiver) refused: its files go."""
+    from ota.errors import ManifestError
+
+    reason = str(error) if isinstance(error, ManifestError) else "flash error: %r" % (error,)
+    stage.discard()
+    refused(stage.u, stage.release, reason)
+
+
 def refused(u, release, reason, retain=True):
     """An update is refused. Retained when it ends the update that was
     running; a begin refused while another runs is not."""

@@ -97,26 +97,12 @@ class Intake:
     def fail(self, error):
         """Refused: the folder goes; the running release and the pointer
         were never touched."""
-        reason = str(error) if isinstance(error, ManifestError) else "flash error: %r" % (error,)
-        self.discard()
         from ota import outcome  # only when it ends: not held while receiving
 
-        outcome.refused(self.u, self.release, reason)
+        outcome.failed(self, error)
 
     def discard(self):
-        for f in (self._out, self.reader.f if self.reader is not None else None):
-            if f is not None:
-                try:
-                    f.close()
-                except OSError:
-                    pass
-        if self.copy is not None:
-            self.copy.close()
-        self._out = self.reader = self.copy = None
-        try:
-            fs.drop(self.u, self.dir[:-1])
-        except OSError as e:
-            self.u.log("ota: could not remove %s yet (%r): later" % (self.dir, e))
+        fs.discard(self)
 
     # ---- the manifest --------------------------------------------------
 

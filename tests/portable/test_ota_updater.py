@@ -62,6 +62,22 @@ def folders(root):
     return sorted(name for name in fs.listdir(root + pointer.FOLDER[:-1]) if name != "pointer")
 
 
+def receiving(name, with_snapshot=False):
+    """A flash root with the factory release, an updater, and release NEW
+    begun with its manifest sent: (root, published, u, release, the
+    progress asking for the first file[, the snapshot from before])."""
+    root = fresh_root(name)
+    factory(root)
+    before = snapshot(root)
+    published = Published()
+    u = updater(root, published)
+    release = Release(NEW)
+    u.handle(PREFIX + "in/begin", release.begin())
+    send_manifest(u, release)
+    progress = wanted(u, published)
+    return (root, published, u, release, progress, before) if with_snapshot else (root, published, u, release, progress)
+
+
 @cleaned_up
 def test_a_release_is_received_checked_and_activated():
     root = fresh_root("full")
@@ -93,14 +109,7 @@ def test_a_release_is_received_checked_and_activated():
 
 @cleaned_up
 def test_only_the_files_the_node_lacks_are_sent():
-    root = fresh_root("need")
-    factory(root)
-    published = Published()
-    u = updater(root, published)
-    release = Release(NEW)
-    u.handle(PREFIX + "in/begin", release.begin())
-    send_manifest(u, release)
-    progress = wanted(u, published)
+    root, published, u, release, progress = receiving("need")
     # paths sorted: board.py, lib/a.mpy, lib/empty.mpy, lib/new.mpy, lib/pkg/b.mpy, main.py
     from ota_sender import needed_files
 
@@ -111,14 +120,7 @@ def test_only_the_files_the_node_lacks_are_sent():
 
 @cleaned_up
 def test_an_update_resumes_after_a_reset_from_what_is_on_flash():
-    root = fresh_root("resume")
-    factory(root)
-    published = Published()
-    u = updater(root, published)
-    release = Release(NEW)
-    u.handle(PREFIX + "in/begin", release.begin())
-    send_manifest(u, release)
-    progress = wanted(u, published)
+    root, published, u, release, progress = receiving("resume")
     assert send_files(u, release, progress, limit=3) == 3  # board.py and 2 of lib/new.mpy's 3 chunks
     crash(u)
     # The reset: a new updater on the same flash, fed nothing yet.
@@ -138,14 +140,7 @@ def test_an_update_resumes_after_a_reset_from_what_is_on_flash():
 
 @cleaned_up
 def test_a_torn_last_chunk_is_cut_off_when_resuming():
-    root = fresh_root("torn")
-    factory(root)
-    published = Published()
-    u = updater(root, published)
-    release = Release(NEW)
-    u.handle(PREFIX + "in/begin", release.begin())
-    send_manifest(u, release)
-    progress = wanted(u, published)
+    root, published, u, release, progress = receiving("torn")
     send_files(u, release, progress, limit=2)  # board.py, lib/new.mpy's first chunk
     crash(u)
     part = pointer.tree(root, release.id) + "lib/new.mpy.part"
@@ -163,14 +158,7 @@ def test_a_torn_last_chunk_is_cut_off_when_resuming():
 
 @cleaned_up
 def test_chunks_out_of_order_are_ignored_and_the_gap_reported():
-    root = fresh_root("gap")
-    factory(root)
-    published = Published()
-    u = updater(root, published)
-    release = Release(NEW)
-    u.handle(PREFIX + "in/begin", release.begin())
-    send_manifest(u, release)
-    wanted(u, published)
+    root, published, u, release, progress = receiving("gap")
     u.handle(PREFIX + "in/chunk", release.chunk_payload(4, 1))  # lib/new.mpy's second: too early
     u.poll()
     gap = published.last_progress()
@@ -423,15 +411,7 @@ def test_polling_while_idle_allocates_nothing():
 
 @cleaned_up
 def test_the_host_can_abort_the_release_being_received():
-    root = fresh_root("abort")
-    factory(root)
-    before = snapshot(root)
-    published = Published()
-    u = updater(root, published)
-    release = Release(NEW)
-    u.handle(PREFIX + "in/begin", release.begin())
-    send_manifest(u, release)
-    wanted(u, published)
+    root, published, u, release, progress, before = receiving("abort", with_snapshot=True)
     u.handle(PREFIX + "in/abort", b"0000000000000000")  # another release's: ignored
     assert u.receiver is not None
     u.handle(PREFIX + "in/abort", release.id.encode())
@@ -443,15 +423,7 @@ def test_the_host_can_abort_the_release_being_received():
 
 @cleaned_up
 def test_a_payload_that_is_not_text_or_an_error_nobody_expected_never_stops_the_node():
-    root = fresh_root("garbage")
-    factory(root)
-    before = snapshot(root)
-    published = Published()
-    u = updater(root, published)
-    release = Release(NEW)
-    u.handle(PREFIX + "in/begin", release.begin())
-    send_manifest(u, release)
-    wanted(u, published)
+    root, published, u, release, progress, before = receiving("garbage", with_snapshot=True)
     assert u.handle(PREFIX + "in/abort", b"\xff\xfe not utf-8")  # compared as bytes: not this release's
     assert u.receiver is not None
 
