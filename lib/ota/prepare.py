@@ -9,72 +9,32 @@ from binascii import hexlify
 from compat import const, ticks_diff, ticks_ms
 from ota import fs
 from ota.errors import ManifestError
+from ota.stage import Stage
 
 _HEADER = const(12)
 _ID_BYTES = const(8)
-_BUFFER = const(512)  # made with the intake: a heap that has filled up in pieces may have no room for it later
-_STEP_BYTES = const(4096)  # flash read or copied per poll(): the loop stays responsive
 _PROGRESS_EVERY = const(4)
 _GAP_REPORT_MS = const(500)
-_IDLE_MS = const(60000)
 _MANIFEST = const(1)
 _PREPARE = const(2)
 
 
-class Intake:
+class Intake(Stage):
     """The manifest coming in, then checked, then the copy pass; hands over
     to ota.receiver (through flash: the need file) when done."""
 
     def __init__(self, u, release, fields, folder, running):
-        self.u = u
-        self.release = release
-        self.dir = folder  # where it is received: <root>ota-releases/<id>/
+        Stage.__init__(self, u, release, folder, fields[0], _PREPARE)
         self.running = running  # the running release's tree: what it has is copied from there
-        self.tag, self.manifest_bytes, self.release_bytes, self.chunk_size = fields
-        self.phase = _PREPARE
-        self.gap = False
-        self._gap_at = 0
+        self.manifest_bytes, self.release_bytes, self.chunk_size = fields[1:]
         self._mac = None
-        self._out = None
-        self.index = 0  # the manifest's chunk wanted next
-        self._written = 0
-        self.reader = None
         self.need = None  # bitmap: the files the host sends
-        self.done = 0
-        self.total = 0
-        self.copy = None  # an ota.fs.Copy under way
-        self.buf = bytearray(_BUFFER)  # the one buffer flash-to-flash work goes through
 
-    # ---- called by the updater ------------------------------------------
-
-    def chunk(self, payload):
-        try:
-            self._chunk(payload)
-        except (ManifestError, OSError) as e:
-            self.fail(e)
-
-    def abort(self, payload):
-        if bytes(payload).strip() == self.release.encode():  # compared as bytes: any payload is harmless
-            self.discard()
-            from ota import outcome  # only when it ends: not held while receiving
-
-            outcome.aborted(self.u, self.release)
-
-    def poll(self):
-        try:
-            if self.copy is not None:
-                if self.copy.step(_STEP_BYTES):
-                    copy, self.copy = self.copy, None
-                    copy.then(self, copy)
-                    self.u.progress_due = True
-                return 0
-            if self.phase == _PREPARE:
-                self._prepare_step()
-                return 0
-        except (ManifestError, OSError) as e:
-            self.fail(e)
-            return 0
-        return _IDLE_MS
+    def _work(self):
+        if self.phase == _PREPARE:
+            self._prepare_step()
+            return True
+        return False
 
     def state_text(self):
         if self.need is None:
@@ -93,16 +53,6 @@ class Intake:
         if self.gap:
             d["gap"] = True
         return d
-
-    def fail(self, error):
-        """Refused: the folder goes; the running release and the pointer
-        were never touched."""
-        from ota import outcome  # only when it ends: not held while receiving
-
-        outcome.failed(self, error)
-
-    def discard(self):
-        fs.discard(self)
 
     # ---- the manifest --------------------------------------------------
 

@@ -29,14 +29,12 @@ from compat import const, ticks_diff, ticks_ms
 from ota import fs
 from ota.errors import ManifestError
 from ota.manifest import MAX_FILES, Reader
+from ota.stage import Stage
 
 _HEADER = const(12)
 _ID_BYTES = const(8)
-_BUFFER = const(512)
-_STEP_BYTES = const(4096)  # flash read (or copied) per poll(): the loop stays responsive
 _PROGRESS_EVERY = const(4)  # chunks between progress reports and flushes to flash
 _GAP_REPORT_MS = const(500)
-_IDLE_MS = const(60000)
 _RECEIVING = const(3)
 _VERIFYING = const(4)
 
@@ -61,58 +59,19 @@ def resume(u, release):
     return True
 
 
-class Receiver:
+class Receiver(Stage):
     def __init__(self, u, release, folder, tag, chunk_size):
-        self.u = u
-        self.release = release
-        self.dir = folder  # <root>ota-releases/<id>/
-        self.tag = tag  # the first 8 bytes of the HMAC: every chunk starts with them
+        Stage.__init__(self, u, release, folder, tag, _RECEIVING)
         self.chunk_size = chunk_size
-        self.phase = _RECEIVING
-        self.gap = False  # a chunk came ahead of the one wanted: the host is told where to go on
-        self._gap_at = 0
-        self._buf = bytearray(_BUFFER)  # the one buffer flash-to-flash work goes through
-        self.reader = None  # a manifest Reader walking the files
         self.need = bytearray()  # bitmap: the files the host sends (read from flash)
         self.file = 0  # the file a chunk is wanted for (n: the manifest's n-th)
-        self.index = 0  # the chunk wanted next
-        self._written = 0  # bytes of that file on flash
-        self._out = None
         self._sha = None
-        self.done = 0  # chunks in: received, or copied from the running release
-        self.total = 0
-        self.copy = None  # an ota.fs.Copy under way
 
-    # ---- called by the updater ------------------------------------------
-
-    def chunk(self, payload):
-        try:
-            self._chunk(payload)
-        except (ManifestError, OSError) as e:
-            self.fail(e)
-
-    def abort(self, payload):
-        if bytes(payload).strip() == self.release.encode():  # compared as bytes: any payload is harmless
-            self.discard()
-            from ota import outcome  # only when it ends: not held while receiving
-
-            outcome.aborted(self.u, self.release)
-
-    def poll(self):
-        try:
-            if self.copy is not None:
-                if self.copy.step(_STEP_BYTES):
-                    copy, self.copy = self.copy, None
-                    copy.then(self, copy)
-                    self.u.progress_due = True
-                return 0
-            if self.phase == _VERIFYING:
-                self._verify_step()
-                return 0
-        except (ManifestError, OSError) as e:
-            self.fail(e)
-            return 0
-        return _IDLE_MS
+    def _work(self):
+        if self.phase == _VERIFYING:
+            self._verify_step()
+            return True
+        return False
 
     def state_text(self):
         return "verifying" if self.phase == _VERIFYING else "receiving %d/%d" % (self.done, self.total)
@@ -131,16 +90,6 @@ class Receiver:
         if self.gap:
             d["gap"] = True
         return d
-
-    def fail(self, error):
-        """Refused: the folder goes; the running release and the pointer
-        were never touched."""
-        from ota import outcome  # only when it ends: not held while receiving
-
-        outcome.failed(self, error)
-
-    def discard(self):
-        fs.discard(self)
 
     # ---- receiving -----------------------------------------------------
 
@@ -238,7 +187,7 @@ class Receiver:
                 # Resumed: hash what is there (a torn last chunk is cut off
                 # by copying only the whole ones), then append after it.
                 torn = part + ".tmp" if whole < have else None
-                self.copy = fs.Copy(part, torn, whole, self._buf, Receiver._resumed)
+                self.copy = fs.Copy(part, torn, whole, self.buf, Receiver._resumed)
                 return
             fs.makedirs(target[: target.rfind("/")])
             self._out = fs.open_write(part)
@@ -289,7 +238,7 @@ class Receiver:
         if size != reader.size:
             why = "file %s has %d bytes on flash, the manifest says %d" % (reader.path, size, reader.size)
             raise ManifestError(why)
-        self.copy = fs.Copy(self.dir + reader.path, None, size, self._buf, Receiver._verified)
+        self.copy = fs.Copy(self.dir + reader.path, None, size, self.buf, Receiver._verified)
 
     def _verified(self, copy):
         reader = self.reader

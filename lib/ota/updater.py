@@ -53,6 +53,7 @@ RX_SIZE = const(1248)
 _IDLE_MS = const(60000)
 _ON_DEMAND = (
     "ota.receiver",
+    "ota.stage",
     "ota.begin",
     "ota.prepare",
     "ota.checks",
