@@ -6,15 +6,12 @@
 
 from binascii import hexlify
 
-from compat import const, ticks_diff, ticks_ms
+from compat import const
 from ota import fs
 from ota.errors import ManifestError
-from ota.stage import Stage
+from ota.stage import HEADER, Stage
 
-_HEADER = const(12)
-_ID_BYTES = const(8)
 _PROGRESS_EVERY = const(4)
-_GAP_REPORT_MS = const(500)
 _MANIFEST = const(1)
 _PREPARE = const(2)
 
@@ -65,25 +62,18 @@ class Intake(Stage):
         self._out = fs.open_write(self.dir + "release.part")
         self.u.progress_due = True
 
-    def _chunk(self, payload):
-        if len(payload) < _HEADER:
-            return
-        tag = self.tag
-        for i in range(_ID_BYTES):
-            if payload[i] != tag[i]:
-                return  # another release's (a second sender): not ours to judge
-        file = (payload[8] << 8) | payload[9]
-        index = (payload[10] << 8) | payload[11]
+    def _chunk(self, payload, file, index):
         if self.phase != _MANIFEST or file != 0 or index != self.index:
+            # Ahead of the chunk wanted (or a file's before the manifest is in).
             if self.phase != _MANIFEST or file > 0 or index > self.index:
-                self._gap_seen()
+                self._report_gap()
             return
         left = self.manifest_bytes - self._written
         expected = self.chunk_size if left > self.chunk_size else left
-        length = len(payload) - _HEADER
+        length = len(payload) - HEADER
         if length != expected:
             raise ManifestError("chunk %d of the manifest has %d bytes, expected %d" % (index, length, expected))
-        data = memoryview(payload)[_HEADER:]
+        data = memoryview(payload)[HEADER:]
         fs.write(self._out, data)
         self._mac.update(data)
         self._written += length
@@ -92,16 +82,6 @@ class Intake(Stage):
             self._manifest_received()
         elif self.index % _PROGRESS_EVERY == 0:
             self.u.progress_due = True
-
-    def _gap_seen(self):
-        # Ahead of the chunk wanted (or a file's before the manifest is in):
-        # tell the host where to go on, at most every _GAP_REPORT_MS.
-        now = ticks_ms()
-        if self.gap and ticks_diff(now, self._gap_at) < _GAP_REPORT_MS:
-            return
-        self.gap = True
-        self._gap_at = now
-        self.u.progress_due = True
 
     def _manifest_received(self):
         from ota.hmac256 import equal

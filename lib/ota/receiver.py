@@ -25,16 +25,14 @@ again, then the pointer is written: that one write activates the release.
 import hashlib
 from binascii import hexlify, unhexlify
 
-from compat import const, ticks_diff, ticks_ms
+from compat import const
 from ota import fs
 from ota.errors import ManifestError
 from ota.manifest import MAX_FILES, Reader
-from ota.stage import Stage
+from ota.stage import HEADER, Stage
 
-_HEADER = const(12)
 _ID_BYTES = const(8)
 _PROGRESS_EVERY = const(4)  # chunks between progress reports and flushes to flash
-_GAP_REPORT_MS = const(500)
 _RECEIVING = const(3)
 _VERIFYING = const(4)
 
@@ -125,25 +123,17 @@ class Receiver(Stage):
         self._next_file()
         self.u.progress_due = True
 
-    def _chunk(self, payload):
-        if len(payload) < _HEADER:
-            return
-        tag = self.tag
-        for i in range(_ID_BYTES):
-            if payload[i] != tag[i]:
-                return  # another release's (a second sender): not ours to judge
-        file = (payload[8] << 8) | payload[9]
-        index = (payload[10] << 8) | payload[11]
+    def _chunk(self, payload, file, index):
         if self.phase != _RECEIVING or self.copy is not None or file != self.file or index != self.index:
             self._gap_seen(file, index)
             return
         reader = self.reader
         left = reader.size - self._written
         expected = self.chunk_size if left > self.chunk_size else left
-        length = len(payload) - _HEADER
+        length = len(payload) - HEADER
         if length != expected:
             raise ManifestError("chunk %d of %s has %d bytes, expected %d" % (index, reader.path, length, expected))
-        data = memoryview(payload)[_HEADER:]
+        data = memoryview(payload)[HEADER:]
         fs.write(self._out, data)
         self._sha.update(data)
         self.done += 1
@@ -158,15 +148,10 @@ class Receiver(Stage):
     def _gap_seen(self, file, index):
         # Behind the cursor: a resend, nothing to say. Ahead: chunks were
         # lost, or the host runs ahead of a reset: tell it where to go on,
-        # at most every _GAP_REPORT_MS.
+        # at most every so often (ota.stage).
         if file < self.file or (file == self.file and index < self.index):
             return
-        now = ticks_ms()
-        if self.gap and ticks_diff(now, self._gap_at) < _GAP_REPORT_MS:
-            return
-        self.gap = True
-        self._gap_at = now
-        self.u.progress_due = True
+        self._report_gap()
 
     def _next_file(self):
         """The cursor to the next file the host sends (resuming one half

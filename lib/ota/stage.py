@@ -3,10 +3,13 @@
 # chunk, an abort and a poll from the updater. Each half adds its own
 # steps; they are never in RAM together.
 
-from compat import const
+from compat import const, ticks_diff, ticks_ms
 from ota import fs
 from ota.errors import ManifestError
 
+HEADER = const(12)  # a chunk's: the release id's first 8 bytes, the file (u16), the index (u16)
+_ID_BYTES = const(8)
+_GAP_REPORT_MS = const(500)
 _BUFFER = const(512)
 _STEP_BYTES = const(4096)  # flash read or copied per poll(): the loop stays responsive
 _IDLE_MS = const(60000)
@@ -34,8 +37,14 @@ class Stage:
     # ---- called by the updater ------------------------------------------
 
     def chunk(self, payload):
+        if len(payload) < HEADER:
+            return
+        tag = self.tag
+        for i in range(_ID_BYTES):
+            if payload[i] != tag[i]:
+                return  # another release's (a second sender): not ours to judge
         try:
-            self._chunk(payload)
+            self._chunk(payload, (payload[8] << 8) | payload[9], (payload[10] << 8) | payload[11])
         except (ManifestError, OSError) as e:
             self.fail(e)
 
@@ -71,10 +80,20 @@ class Stage:
     def discard(self):
         fs.discard(self)
 
+    def _report_gap(self):
+        # A chunk ahead of the one wanted: tell the host where to go on, at
+        # most every _GAP_REPORT_MS.
+        now = ticks_ms()
+        if self.gap and ticks_diff(now, self._gap_at) < _GAP_REPORT_MS:
+            return
+        self.gap = True
+        self._gap_at = now
+        self.u.progress_due = True
+
     # ---- each half's own -------------------------------------------------
 
-    def _chunk(self, payload):
-        """A chunk message for this stage to take."""
+    def _chunk(self, payload, file, index):
+        """A chunk of file (0: the manifest) for this stage to take."""
 
     def _work(self) -> bool:
         """One step of flash work, if there is one: True when it did one."""
