@@ -103,20 +103,12 @@ def deployed_version(root, stamp):
 
 def fresh(root, stamp):
     """The pointer of a board that runs what make deploy wrote."""
-    return {
-        "format": FORMAT,
-        "active": "",
-        "version": deployed_version(root, stamp),
-        "previous": None,
-        "previous_version": None,
-        "trial": False,
-        "boots": 0,
-        "max_boots": 3,
-        "deadline_s": 300,
-        "failed": None,
-        "outcome": None,
-        "deploy": stamp,
-    }
+    p = {"format": FORMAT, "active": ""}
+    for key in _DEFAULTS:
+        p[key] = _DEFAULTS[key]
+    p["version"] = deployed_version(root, stamp)
+    p["deploy"] = stamp
+    return p
 
 
 def load(root):
