@@ -194,7 +194,8 @@ def build_release(args):
         "arch": arch,
         "deadline_s": args.deadline_s,
         "boots": args.boots,
-        "summary": " ".join(summary.split())[: release_manifest.MAX_TEXT],
+        # The node counts bytes: cut there, at a character's end.
+        "summary": " ".join(summary.split()).encode()[: release_manifest.MAX_TEXT].decode("utf-8", "ignore"),
     }
     return board, Release(contents, header, key, args.chunk)
 

@@ -63,11 +63,15 @@ def checked_header(fields):
     for key in fields:
         if key not in HEADER:
             raise ManifestError("manifest has an unknown field %r" % key)
-        if not fields[key] or len(fields[key]) > MAX_TEXT:
-            raise ManifestError("manifest %s must be 1 to %d characters" % (key, MAX_TEXT))
+        # In bytes: the pointer file keeps the version (up to three times) within its size.
+        if not fields[key] or len(fields[key].encode()) > MAX_TEXT:
+            raise ManifestError("manifest %s must be 1 to %d bytes" % (key, MAX_TEXT))
     for key in HEADER:
         if key not in fields:
             raise ManifestError("manifest has no %r" % key)
+    for c in fields["version"]:
+        if not " " < c <= "~":  # a version is a name (git describe): printable ASCII, no spaces
+            raise ManifestError("manifest version must be printable ASCII without spaces, got %r" % fields["version"])
     fields["deadline_s"] = _number("deadline_s", fields["deadline_s"], DEADLINE_S[0], DEADLINE_S[1])
     fields["boots"] = _number("boots", fields["boots"], BOOTS[0], BOOTS[1])
     return fields

@@ -116,3 +116,10 @@ def test_a_bad_hash_or_size_is_refused():
 def test_the_first_half_of_an_update_knows_the_limits_without_loading_the_reader():
     assert begin.MAX_MANIFEST_BYTES == manifest.MAX_MANIFEST_BYTES
     assert begin.MAX_FILES == manifest.MAX_FILES
+
+
+def test_texts_are_counted_in_bytes_and_the_version_is_a_name():
+    # The pointer file keeps the version up to three times within its size.
+    assert "1 to 200 bytes" in refused(text(dict(HEADER, summary="ü" * 101), FILES))
+    assert "printable ASCII" in refused(text(dict(HEADER, version="1.0 beta"), FILES))
+    assert "printable ASCII" in refused(text(dict(HEADER, version="v1.0-é"), FILES))
