@@ -5,7 +5,8 @@
 from compat import mem_free
 from mqtt.client import MQTTTimeout, TLSError
 from mqtt.transport import with_context
-from netcompat import is_timeout, is_tls_error, tls_wrap
+from netcompat import is_timeout
+from nettls import is_tls_error, tls_wrap
 
 # mbedtls "allocation failed" codes: SSL, X509, PK, MPI, cipher.
 _MBEDTLS_ALLOC_FAILED = (-0x7F00, -0x2880, -0x3F80, -0x0010, -0x6180)
