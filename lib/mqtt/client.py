@@ -7,48 +7,25 @@
 #
 # What only some nodes need loads when first used: TLS (mqtt.tls) at the
 # first connect with an ssl_context, SUBSCRIBE and UNSUBSCRIBE
-# (mqtt.subscribe), QoS 2 (mqtt.qos2) at the first QoS 2 packet.
+# (mqtt.subscribe), QoS 2 (mqtt.qos2) at the first QoS 2 packet, the
+# methods a publishing node calls seldom or never (will_set, subscribe,
+# unsubscribe, disconnect, abort, start_reconnecting, loop_forever: in
+# mqtt.client_more, put on the class at their first call), the exceptions
+# (mqtt.errors) when first raised, and Message at the first one delivered.
 
 from backoff import Backoff
 from compat import sleep_ms, ticks_add, ticks_diff, ticks_ms
 
 try:  # for the type checker: a board has neither module
     from collections.abc import Callable
-    from typing import Any
+    from typing import TYPE_CHECKING, Any
+
+    if TYPE_CHECKING:
+        from mqtt.client_more import Message
 except ImportError:
     pass
-from mqtt.packet import PUBLISH, Packet, ProtocolError, decode_header
+from mqtt.packet import ProtocolError
 from mqtt.session import CONNECTED, ConnectRefused, KeepaliveTimeout, Session
-
-
-class MQTTTimeout(OSError):
-    """A step with a deadline (connect, CONNACK, a write) did not finish in time."""
-
-
-class NotConnected(OSError):
-    """A QoS 0 publish, subscribe or unsubscribe while the link is down."""
-
-
-class InflightFull(OSError):
-    """The in-flight table stayed full for the whole publish timeout."""
-
-
-class TLSError(OSError):
-    """The TLS handshake failed: the broker's certificate did not verify
-    (untrusted CA, wrong name), the broker refused the client's certificate
-    (or its lack of one), or the two ends agreed on nothing."""
-
-
-class Message:
-    """An incoming PUBLISH, as paho's on_message receives it."""
-
-    def __init__(self, topic, payload, qos, retain, dup):
-        self.topic = topic
-        self.payload = payload
-        self.qos = qos
-        self.retain = retain
-        self.dup = dup
-
 
 _STAGE_SIZE = 128
 # A board's ticks_add refuses 2**29 ms (6.2 days) or more: the longest
@@ -135,8 +112,6 @@ class MQTTClient:
         )
         session.on_message = self._deliver
         session.on_ack = self._acked
-        session.on_suback = self._subacked
-        session.on_unsuback = self._unsubacked
         session.on_downgrade = self._downgraded
         self.backoff = Backoff(reconnect_min_ms, reconnect_max_ms)
         # When False, QoS 0 publishes collect in the transmit buffer and go
@@ -161,9 +136,6 @@ class MQTTClient:
     @property
     def connected(self):
         return self.session.state == CONNECTED
-
-    def will_set(self, topic, payload, qos=0, retain=False):
-        self.session.will_set(topic, payload, qos, retain)
 
     def connect(self):
         """Open the link and wait for CONNACK. connect_timeout_ms bounds the
@@ -215,6 +187,8 @@ class MQTTClient:
     def _time_left(self, deadline, what):
         left = ticks_diff(deadline, ticks_ms())
         if left <= 0:
+            from mqtt.errors import MQTTTimeout
+
             raise MQTTTimeout(
                 "%s %s:%d within the %d ms connect deadline" % (what, self.host, self.port, self.connect_timeout_ms)
             )
@@ -232,24 +206,6 @@ class MQTTClient:
         if self._stream is not None:
             self._stream.close()
         self._stream = None
-
-    def disconnect(self):
-        """Clean DISCONNECT: the broker discards the last will."""
-        if self.connected:
-            self.session.disconnect()
-            try:
-                self._flush()
-            except OSError:
-                pass
-        self._close()
-        self.session.connection_lost()
-        self._reconnect_due = False
-
-    def abort(self, error):
-        """Drop the link without DISCONNECT (the broker then sends the will),
-        e.g. when Wi-Fi is known to be down; poll() reconnects later."""
-        if self._stream is not None or self.connected:
-            self._drop(error)
 
     def _drop(self, error):
         """The link failed: close it and schedule a reconnect."""
@@ -315,26 +271,11 @@ class MQTTClient:
         try:
             self.connect()
         except (OSError, ProtocolError, ConnectRefused) as e:
-            self._handle_failed_connect(e)
+            self.last_error = e
+            self._schedule_reconnect()
+            if self.on_disconnect is not None:
+                self.on_disconnect(self, self.userdata, e)
         return 0 if self.connected else self.reconnect_in_ms()
-
-    def _handle_failed_connect(self, error):
-        self.last_error = error
-        self._schedule_reconnect()
-        if self.on_disconnect is not None:
-            self.on_disconnect(self, self.userdata, error)
-
-    def start_reconnecting(self):
-        """Make poll() keep trying to connect, with backoff, from now on
-        (the first connect after power-up is treated as a reconnect)."""
-        if not self.connected:
-            self._reconnect_at = ticks_ms()
-            self._reconnect_due = True
-
-    def loop_forever(self, timeout_ms=1000):
-        self.start_reconnecting()
-        while True:
-            self.poll(timeout_ms)
 
     def wait_for_acks(self, timeout_ms):
         """Poll until every QoS 1/2 message is acknowledged. Returns True
@@ -358,6 +299,8 @@ class MQTTClient:
         InflightFull. Bad topic, QoS or size raise ValueError."""
         session = self.session
         if not qos and session.state != CONNECTED:
+            from mqtt.errors import NotConnected
+
             raise NotConnected("not connected: a QoS 0 message cannot wait")
         packet_id = session.publish(topic, payload, qos, retain, ticks_ms(), payload_len)
         if packet_id < 0:
@@ -381,12 +324,16 @@ class MQTTClient:
             else:
                 left = ticks_diff(deadline, ticks_ms())
                 if left <= 0:
+                    from mqtt.errors import InflightFull
+
                     raise InflightFull(
                         "in-flight table full: %d messages unacknowledged for %d ms"
                         % (session.inflight_count(), self.publish_timeout_ms)
                     )
                 self.poll(left)
             if not qos and session.state != CONNECTED:
+                from mqtt.errors import NotConnected
+
                 raise NotConnected("not connected: a QoS 0 message cannot wait")
             packet_id = session.publish(topic, payload, qos, retain, ticks_ms(), payload_len)
             if packet_id >= 0:
@@ -428,31 +375,13 @@ class MQTTClient:
                     deadline = ticks_add(ticks_ms(), self.io_timeout_ms)
                 left = ticks_diff(deadline, ticks_ms())
                 if left <= 0:
+                    from mqtt.errors import MQTTTimeout
+
                     raise MQTTTimeout("socket write blocked for %d ms" % self.io_timeout_ms)
                 stream.wait_writable(left)
                 continue
             offset += n
             length -= n
-
-    def subscribe(self, topic, qos=0):
-        """Subscribe to one filter, or a list of (filter, qos). Returns the
-        packet id; the result arrives at on_subscribe."""
-        if not self.connected:
-            raise NotConnected("not connected: cannot subscribe to %r" % (topic,))
-        subscriptions = topic if isinstance(topic, list) else [(topic, qos)]
-        packet_id = self.session.subscribe(subscriptions, ticks_ms())
-        self.flush()
-        return packet_id
-
-    def unsubscribe(self, topic):
-        """Unsubscribe from one filter, or a list of them. Returns the packet
-        id; the broker's UNSUBACK arrives at on_unsubscribe."""
-        if not self.connected:
-            raise NotConnected("not connected: cannot unsubscribe from %r" % (topic,))
-        filters = topic if isinstance(topic, list) else [topic]
-        packet_id = self.session.unsubscribe(filters, ticks_ms())
-        self.flush()
-        return packet_id
 
     # ---- input ---------------------------------------------------------
 
@@ -514,26 +443,6 @@ class MQTTClient:
             raise OSError("connection closed by the broker")
         return n or 0
 
-    def _check_oversize(self):
-        # The receive buffer is full and holds no whole packet: one larger
-        # than the buffer is drained and counted, never handled by growing
-        # the buffer (the peer picks its length). Its start is in the buffer,
-        # so a PUBLISH's packet id is too.
-        rx = self._rx
-        header = Packet()
-        if decode_header(rx, 0, len(rx), header) <= 0 or header.length <= len(rx):
-            return
-        if header.type == PUBLISH and header.flags & 0x06:
-            # 3.1.1 section 4.3: acknowledge it anyway, or the broker resends
-            # it at every reconnect and holds back everything after it.
-            at = header.header_length
-            id_at = at + 2 + ((rx[at] << 8) | rx[at + 1])
-            if id_at + 2 <= len(rx):
-                self.session.ack_dropped((header.flags >> 1) & 3, (rx[id_at] << 8) | rx[id_at + 1])
-        self._drain = header.length - len(rx)
-        self._rx_length = 0
-        self.oversize_dropped += 1
-
     def _log(self, message):
         if self.on_log is not None:
             self.on_log(self, self.userdata, message)
@@ -541,11 +450,10 @@ class MQTTClient:
     # ---- session hooks -------------------------------------------------
 
     def _deliver(self, buf, packet):
-        if self.on_message is None:
-            return
-        topic = str(bytes(buf[packet.topic_start : packet.topic_start + packet.topic_length]), "utf-8")
-        payload = bytes(buf[packet.payload_start : packet.payload_start + packet.payload_length])
-        self.on_message(self, self.userdata, Message(topic, payload, packet.qos, bool(packet.retain), bool(packet.dup)))
+        if self.on_message is not None:
+            from mqtt.client_more import deliver
+
+            deliver(self, buf, packet)
 
     def _acked(self, packet_id):
         if self.on_publish is not None:
@@ -557,10 +465,27 @@ class MQTTClient:
             "complete as QoS 1 there (at least once, not exactly once)" % (self.host, self.port)
         )
 
-    def _subacked(self, packet_id, buf, start, count):
-        if self.on_subscribe is not None:
-            self.on_subscribe(self, self.userdata, packet_id, tuple(buf[start : start + count]))
+    def __getattr__(self, name) -> "Any":
+        # The methods in mqtt.client_more: loaded at the first call of one,
+        # each put on the class when first asked for.
+        from mqtt import client_more
 
-    def _unsubacked(self, packet_id):
-        if self.on_unsubscribe is not None:
-            self.on_unsubscribe(self, self.userdata, packet_id)
+        if name not in client_more.METHODS:
+            raise AttributeError(name)
+        method = getattr(client_more, name)
+        setattr(MQTTClient, name, method)
+        return getattr(self, name)
+
+
+# The exceptions, and Message, for `from mqtt.client import ...`: loaded
+# when first asked for (PEP 562's module __getattr__; MicroPython has it too).
+def __getattr__(name) -> "Any":
+    if name == "Message":
+        from mqtt.client_more import Message
+
+        return Message
+    if name == "MQTTTimeout" or name == "NotConnected" or name == "InflightFull" or name == "TLSError":
+        from mqtt import errors
+
+        return getattr(errors, name)
+    raise AttributeError(name)

@@ -13,7 +13,6 @@
 import select
 import socket
 
-from mqtt.client import MQTTTimeout
 from netcompat import POLLIN, POLLOUT, is_timeout, poll_ready, set_nodelay, socket_readinto, socket_write
 
 
@@ -81,6 +80,8 @@ def open_socket(client, deadline):
 
 def with_context(error, step):
     # Say which step failed; keep the errno, since callers branch on it.
+    from mqtt.errors import MQTTTimeout
+
     if isinstance(error, MQTTTimeout):
         return error
     if is_timeout(error):

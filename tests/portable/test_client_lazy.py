@@ -1,6 +1,7 @@
 # What a publishing node loads: the client, its session and codec, and no
 # more. QoS 2, SUBSCRIBE / UNSUBSCRIBE, TLS, the checked PUBLISH encoder,
-# topic matching and the words for a bad string each load when first used.
+# topic matching, the words for a bad string, the client's seldom-used
+# methods and its exceptions each load when first used.
 # Through a stream that answers as a broker would, written out here: the
 # test brokers load the codec's other modules themselves.
 import sys
@@ -10,7 +11,16 @@ from mqtt.client import MQTTClient
 
 SMALL_HEAP = True
 
-LAZY = ("mqtt.qos2", "mqtt.subscribe", "mqtt.tls", "mqtt.checked_publish", "mqtt.topic_match", "mqtt.explain")
+LAZY = (
+    "mqtt.qos2",
+    "mqtt.subscribe",
+    "mqtt.tls",
+    "mqtt.checked_publish",
+    "mqtt.topic_match",
+    "mqtt.explain",
+    "mqtt.client_more",
+    "mqtt.errors",
+)
 CONNACK = b"\x20\x02\x00\x00"
 TOPIC = b"house/kitchen/temperature"
 
@@ -96,10 +106,10 @@ def test_publishing_at_qos0_and_qos1_loads_no_module_it_does_not_use():
         assert client.wait_for_acks(1000) and acked == [packet_id]
         assert loaded(LAZY) == [], loaded(LAZY)
         client.subscribe("house/kitchen/kitchen-node/set/+", 1)
-        assert loaded(LAZY) == ["mqtt.subscribe"], loaded(LAZY)
+        assert loaded(LAZY) == ["mqtt.subscribe", "mqtt.client_more"], loaded(LAZY)
         client.publish(TOPIC, b"22.00", 2)
         assert client.wait_for_acks(1000) and len(acked) == 2
-        assert loaded(LAZY) == ["mqtt.qos2", "mqtt.subscribe"], loaded(LAZY)
+        assert loaded(LAZY) == ["mqtt.qos2", "mqtt.subscribe", "mqtt.client_more"], loaded(LAZY)
     finally:
         unloaded(LAZY)
         restore(saved)
@@ -118,3 +128,29 @@ def test_the_codecs_other_encoders_are_still_importable_from_mqtt_packet_and_top
     except (ImportError, AttributeError):
         return
     raise AssertionError("a name mqtt.packet does not have was imported")
+
+
+def test_the_clients_exceptions_and_message_are_still_importable_from_mqtt_client():
+    from mqtt import errors
+    from mqtt.client import InflightFull, Message, MQTTTimeout, NotConnected, TLSError
+    from mqtt.client_more import Message as message
+
+    assert (MQTTTimeout, NotConnected, InflightFull, TLSError) == (
+        errors.MQTTTimeout,
+        errors.NotConnected,
+        errors.InflightFull,
+        errors.TLSError,
+    )
+    assert issubclass(TLSError, OSError) and issubclass(MQTTTimeout, OSError) and Message is message
+    try:
+        from mqtt.client import NoSuchError  # noqa: F401
+    except (ImportError, AttributeError):
+        pass
+    else:
+        raise AssertionError("a name mqtt.client does not have was imported")
+
+
+def test_a_method_the_client_does_not_have_is_an_attribute_error():
+    client = MQTTClient("kitchen-node", "broker.invalid", transport=lambda client, deadline: AnsweringStream())
+    assert not hasattr(client, "no_such_method") and not hasattr(client, "METHODS")
+    assert callable(client.will_set) and callable(client.subscribe) and callable(client.disconnect)
