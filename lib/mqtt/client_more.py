@@ -107,7 +107,7 @@ def _check_oversize(self):
     # than the buffer is drained and counted, never handled by growing
     # the buffer (the peer picks its length). Its start is in the buffer,
     # so a PUBLISH's packet id is too.
-    from mqtt.packet import Packet, decode_header
+    from mqtt.packet_in import Packet, decode_header
 
     rx = self._rx
     header = Packet()

@@ -18,16 +18,13 @@
 from compat import const, ticks_add, ticks_diff
 from mqtt.packet import (
     CONNACK,
-    CONNACK_REASONS,
     PINGRESP,
     PUBACK,
     PUBLISH,
     PUBREC,
     SUBACK,
     UNSUBACK,
-    Packet,
     ProtocolError,
-    decode,
     encode_ack,
     encode_connect,
     encode_disconnect,
@@ -38,7 +35,10 @@ from mqtt.topic import validate_topic_name
 
 try:  # for the type checker: a board has neither module
     from collections.abc import Callable
-    from typing import Any
+    from typing import TYPE_CHECKING, Any
+
+    if TYPE_CHECKING:
+        from mqtt.packet_in import Packet
 except ImportError:
     pass
 
@@ -60,6 +60,7 @@ _PUBLISH_BYTE = const(0x30)  # 3.1.1 section 3.3.1: type 3, then DUP, QoS, RETAI
 _PUBACK_BYTE = const(0x40)  # 3.1.1 section 3.4.1
 _MAX_PACKET_ID = const(65535)
 _CONNACK_BYTE = const(0x20)
+_PINGRESP_BYTE = const(0xD0)  # 3.1.1 section 3.13
 _CHECKED_TOPICS = const(8)
 # Extra output segments beyond two per in-flight entry: scratch runs, acks, pings.
 _OUT_SPARE = const(8)
@@ -179,7 +180,10 @@ class Session:
         # never gets one never pays its 8 KB.
         self._inbound_qos2 = None
 
-        self._packet = Packet()
+        # The decoder (mqtt.packet_in) and its record, loaded at the first
+        # packet receive() does not read itself.
+        self._packet = None
+        self._decode = None
         self.state = DISCONNECTED
         self.session_present = False
         self._next_id = 0
@@ -266,14 +270,14 @@ class Session:
         self._queue_scratch(n)
         self.state = DISCONNECTED
 
-    def _on_connack(self, packet, now):
+    def _on_connack(self, session_present, return_code, now):
         if self.state != CONNECTING:
             raise ProtocolError("CONNACK received while already connected")
-        if packet.return_code:
+        if return_code:
             self.state = DISCONNECTED
-            raise ConnectRefused(packet.return_code, _connack_reason(packet.return_code))
+            raise ConnectRefused(return_code, _connack_reason(return_code))
         self.state = CONNECTED
-        self.session_present = bool(packet.session_present)
+        self.session_present = bool(session_present)
         if not self.session_present and self._inbound_qos2 is not None:
             from mqtt import qos2
 
@@ -500,7 +504,8 @@ class Session:
         self._last_received = now
         begin = start
         while start < end:
-            if buf[start] == _PUBACK_BYTE and end - start > 3 and buf[start + 1] == 2 and self.state == CONNECTED:
+            first = buf[start]
+            if first == _PUBACK_BYTE and end - start > 3 and buf[start + 1] == 2 and self.state == CONNECTED:
                 # PUBACK (3.1.1 section 3.4), what a publishing node reads
                 # most, is taken here without the general decoder; a packet
                 # id of 0 is malformed, and the decoder says so.
@@ -513,18 +518,42 @@ class Session:
                         self._on_puback(packet_id)
                     start += 4
                     continue
+            elif first == _PINGRESP_BYTE and end - start > 1 and buf[start + 1] == 0 and self.state == CONNECTED:
+                # PINGRESP (3.1.1 section 3.13): two bytes, nothing to check.
+                self._ping_outstanding = False
+                start += 2
+                continue
+            elif (
+                first == _CONNACK_BYTE
+                and end - start > 3
+                and buf[start + 1] == 2
+                and buf[start + 2] < 2
+                and buf[start + 3] == 0
+                and self.state == CONNECTING
+            ):
+                # CONNACK accepted (3.1.1 section 3.2), Session Present 0 or
+                # 1; a refusal or anything malformed goes to the decoder.
+                self._on_connack(buf[start + 2], 0, now)
+                start += 4
+                continue
             if self._scratch_size - self._scratch_end < _ACK_SIZE:
                 break  # no room for its ack: the client writes out, then calls again
-            if self.state == CONNECTING and buf[start] != _CONNACK_BYTE:
+            if self.state == CONNECTING and first != _CONNACK_BYTE:
                 # 3.1.1 section 3.2: a broker answers CONNECT with CONNACK
                 # first; an HTTP server's "HTTP/1.1 400" is not one.
                 raise ProtocolError(
                     "not an MQTT broker: expected CONNACK, got %r" % (bytes(buf[start : min(end, start + 16)]),)
                 )
-            n = decode(buf, start, end, self._packet)
+            packet = self._packet
+            if packet is None:
+                from mqtt.packet_in import Packet, decode
+
+                packet = self._packet = Packet()
+                self._decode = decode
+            n = self._decode(buf, start, end, packet)
             if n < 0:
                 break
-            self._handle(buf, self._packet, now)
+            self._handle(buf, packet, now)
             start += n
         return start - begin
 
@@ -540,7 +569,7 @@ class Session:
         elif kind == PUBLISH:
             self._on_publish(buf, packet)
         elif kind == CONNACK:
-            self._on_connack(packet, now)
+            self._on_connack(packet.session_present, packet.return_code, now)
         elif kind == SUBACK:
             if self.on_suback is not None:
                 self.on_suback(packet.packet_id, buf, packet.codes_start, packet.codes_length)
@@ -647,6 +676,8 @@ class Session:
 
 
 def _connack_reason(code):
+    from mqtt.packet_in import CONNACK_REASONS
+
     if 0 <= code < len(CONNACK_REASONS):
         return CONNACK_REASONS[code]
     return "unknown return code"

@@ -1,7 +1,8 @@
 # What a publishing node loads: the client, its session and codec, and no
 # more. QoS 2, SUBSCRIBE / UNSUBSCRIBE, TLS, the checked PUBLISH encoder,
 # topic matching, the words for a bad string, the client's seldom-used
-# methods and its exceptions each load when first used.
+# methods, its exceptions and the general decoder (the session reads
+# CONNACK, PUBACK and PINGRESP itself) each load when first used.
 # Through a stream that answers as a broker would, written out here: the
 # test brokers load the codec's other modules themselves.
 import sys
@@ -20,6 +21,7 @@ LAZY = (
     "mqtt.explain",
     "mqtt.client_more",
     "mqtt.errors",
+    "mqtt.packet_in",
 )
 CONNACK = b"\x20\x02\x00\x00"
 TOPIC = b"house/kitchen/temperature"
@@ -106,22 +108,25 @@ def test_publishing_at_qos0_and_qos1_loads_no_module_it_does_not_use():
         assert client.wait_for_acks(1000) and acked == [packet_id]
         assert loaded(LAZY) == [], loaded(LAZY)
         client.subscribe("house/kitchen/kitchen-node/set/+", 1)
-        assert loaded(LAZY) == ["mqtt.subscribe", "mqtt.client_more"], loaded(LAZY)
+        client.poll(0)  # its SUBACK: the decoder's first packet
+        assert loaded(LAZY) == ["mqtt.subscribe", "mqtt.client_more", "mqtt.packet_in"], loaded(LAZY)
         client.publish(TOPIC, b"22.00", 2)
         assert client.wait_for_acks(1000) and len(acked) == 2
-        assert loaded(LAZY) == ["mqtt.qos2", "mqtt.subscribe", "mqtt.client_more"], loaded(LAZY)
+        assert loaded(LAZY) == ["mqtt.qos2", "mqtt.subscribe", "mqtt.client_more", "mqtt.packet_in"], loaded(LAZY)
     finally:
         unloaded(LAZY)
         restore(saved)
 
 
 def test_the_codecs_other_encoders_are_still_importable_from_mqtt_packet_and_topic():
+    from mqtt import packet_in
     from mqtt.checked_publish import encode_publish as checked
-    from mqtt.packet import encode_publish, encode_subscribe, encode_unsubscribe
+    from mqtt.packet import Packet, decode, decode_header, encode_publish, encode_subscribe, encode_unsubscribe
     from mqtt.subscribe import encode_subscribe as subscribe
     from mqtt.topic import topic_matches, topic_matches_at
 
     assert encode_publish is checked and encode_subscribe is subscribe and callable(encode_unsubscribe)
+    assert (Packet, decode, decode_header) == (packet_in.Packet, packet_in.decode, packet_in.decode_header)
     assert topic_matches("house/+", "house/kitchen") and topic_matches_at(b"#", b"x", 0, 1)
     try:
         from mqtt.packet import encode_nothing  # noqa: F401
