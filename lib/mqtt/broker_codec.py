@@ -8,6 +8,7 @@
 # input, ProtocolError for anything malformed from the peer.
 
 from compat import const
+from mqtt.errors import ProtocolError
 from mqtt.explain import describe, show
 from mqtt.packet import (
     CONNACK,
@@ -22,7 +23,6 @@ from mqtt.packet import (
     SUBACK,
     SUBSCRIBE,
     UNSUBSCRIBE,
-    ProtocolError,
     _check_fits,
     _check_packet_id,
     _encode_empty,

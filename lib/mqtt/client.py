@@ -24,8 +24,7 @@ try:  # for the type checker: a board has neither module
         from mqtt.client_more import Message
 except ImportError:
     pass
-from mqtt.packet import ProtocolError
-from mqtt.session import CONNECTED, ConnectRefused, KeepaliveTimeout, Session
+from mqtt.session import CONNECTED, Session
 
 _STAGE_SIZE = 128
 # A board's ticks_add refuses 2**29 ms (6.2 days) or more: the longest
@@ -253,7 +252,11 @@ class MQTTClient:
             if session.out_count:
                 self._flush()  # acks for what was read
             return wait
-        except (OSError, ProtocolError, KeepaliveTimeout) as e:
+        except Exception as e:
+            from mqtt.errors import KeepaliveTimeout, ProtocolError
+
+            if not isinstance(e, (OSError, ProtocolError, KeepaliveTimeout)):
+                raise
             self._drop(e)
             return self.reconnect_in_ms()
 
@@ -270,7 +273,11 @@ class MQTTClient:
                 return left
         try:
             self.connect()
-        except (OSError, ProtocolError, ConnectRefused) as e:
+        except Exception as e:
+            from mqtt.errors import ConnectRefused, ProtocolError
+
+            if not isinstance(e, (OSError, ProtocolError, ConnectRefused)):
+                raise
             self.last_error = e
             self._schedule_reconnect()
             if self.on_disconnect is not None:
@@ -484,7 +491,7 @@ def __getattr__(name) -> "Any":
         from mqtt.client_more import Message
 
         return Message
-    if name == "MQTTTimeout" or name == "NotConnected" or name == "InflightFull" or name == "TLSError":
+    if name in ("MQTTTimeout", "NotConnected", "InflightFull", "TLSError", "ConnectRefused", "KeepaliveTimeout"):
         from mqtt import errors
 
         return getattr(errors, name)

@@ -9,7 +9,8 @@
 # argument checked: for tests and tools; the session checks a publish once
 # and writes it with put_publish). `from mqtt.packet import decode` still
 # works: this module hands those names over when asked (__getattr__ at the
-# bottom).
+# bottom), and so does `from mqtt.packet import ProtocolError` (the
+# exceptions are in mqtt.errors, made when first raised or asked for).
 #
 # Encoders write one whole packet at buf[offset:] and return its length.
 # Illegal input from our own caller is a ValueError raised before a byte is
@@ -50,10 +51,6 @@ CONNECT_USERNAME = const(0x80)
 
 # Variable header of CONNECT: 00 04 'M' 'Q' 'T' 'T' level flags keepalive(2).
 _CONNECT_HEADER_LENGTH = const(10)
-
-
-class ProtocolError(Exception):
-    """The peer sent something 3.1.1 does not allow: drop the connection."""
 
 
 # ---- encoding ----------------------------------------------------------------
@@ -312,6 +309,10 @@ def __getattr__(name):
         from mqtt import packet_in
 
         return getattr(packet_in, name)
+    if name == "ProtocolError":
+        from mqtt.errors import ProtocolError
+
+        return ProtocolError
     if name == "encode_publish":
         from mqtt.checked_publish import encode_publish
 

@@ -13,7 +13,7 @@
 # nothing on MicroPython.
 
 from compat import const
-from mqtt.packet import ProtocolError
+from mqtt.errors import ProtocolError
 from mqtt.topic import TOPIC_NAME, scan
 
 # 3.1.1 section 2.2.1: the control packet types this module reads (mqtt.packet has them all).

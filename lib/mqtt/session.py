@@ -13,24 +13,14 @@
 # message goes after the newest, and room comes back from the oldest. A
 # broker acknowledges in that order (3.1.1 section 4.6), so the entry an
 # ack names is the oldest one: found at the first look. QoS 2's later steps
-# are in mqtt.qos2, loaded at the first QoS 2 packet either way.
+# are in mqtt.qos2, loaded at the first QoS 2 packet either way; what a
+# publishing node calls seldom or never (the last will, DISCONNECT,
+# SUBSCRIBE, UNSUBSCRIBE, and every packet the general decoder takes) is in
+# mqtt.session_more, put on the class at its first call; the exceptions are
+# in mqtt.errors, made when first raised.
 
 from compat import const, ticks_add, ticks_diff
-from mqtt.packet import (
-    CONNACK,
-    PINGRESP,
-    PUBACK,
-    PUBLISH,
-    PUBREC,
-    SUBACK,
-    UNSUBACK,
-    ProtocolError,
-    encode_ack,
-    encode_connect,
-    encode_disconnect,
-    encode_pingreq,
-    put_publish,
-)
+from mqtt.packet import encode_connect, encode_pingreq, put_publish
 from mqtt.topic import validate_topic_name
 
 try:  # for the type checker: a board has neither module
@@ -71,19 +61,6 @@ _POOL_PACKETS = const(4)
 # A board's ticks_add refuses, and its ticks_diff cannot measure, 2^29 ms
 # (6.2 days) or more: a longer retry_ms is waited out in steps this long.
 _LONGEST_WAIT_MS = const(0x1FFFFFFF)
-
-
-class ConnectRefused(Exception):
-    """The broker answered CONNECT with a non-zero CONNACK return code."""
-
-    def __init__(self, return_code, reason):
-        super().__init__("broker refused the connection: %s (CONNACK code %d)" % (reason, return_code))
-        self.return_code = return_code
-        self.reason = reason
-
-
-class KeepaliveTimeout(Exception):
-    """Nothing arrived from the broker within 1.5 x keepalive: the link is dead."""
 
 
 class Session:
@@ -201,15 +178,6 @@ class Session:
 
     # ---- configuration -------------------------------------------------
 
-    def will_set(self, topic, payload, qos=0, retain=False):
-        validate_topic_name(topic)
-        if qos not in (0, 1, 2):
-            raise ValueError("will qos must be 0, 1 or 2, got %r" % (qos,))
-        self.will_topic = topic
-        self.will_payload = payload
-        self.will_qos = qos
-        self.will_retain = retain
-
     # ---- output queue --------------------------------------------------
 
     def _queue(self, start, length):
@@ -265,17 +233,17 @@ class Session:
         self._scratch_end = 0
         self._ping_outstanding = False
 
-    def disconnect(self):
-        n = encode_disconnect(self._scratch, self._scratch_end)
-        self._queue_scratch(n)
-        self.state = DISCONNECTED
-
     def _on_connack(self, session_present, return_code, now):
         if self.state != CONNECTING:
+            from mqtt.errors import ProtocolError
+
             raise ProtocolError("CONNACK received while already connected")
         if return_code:
+            from mqtt.errors import ConnectRefused
+            from mqtt.session_more import connack_reason
+
             self.state = DISCONNECTED
-            raise ConnectRefused(return_code, _connack_reason(return_code))
+            raise ConnectRefused(return_code, connack_reason(return_code))
         self.state = CONNECTED
         self.session_present = bool(session_present)
         if not self.session_present and self._inbound_qos2 is not None:
@@ -476,21 +444,6 @@ class Session:
 
     # ---- subscriptions -------------------------------------------------
 
-    def subscribe(self, subscriptions, now):
-        """subscriptions: sequence of (filter, qos). Returns the packet id."""
-        from mqtt.subscribe import encode_subscribe
-
-        packet_id = self._new_packet_id()
-        self._queue_scratch(encode_subscribe(self._scratch, self._scratch_end, packet_id, subscriptions))
-        return packet_id
-
-    def unsubscribe(self, filters, now):
-        from mqtt.subscribe import encode_unsubscribe
-
-        packet_id = self._new_packet_id()
-        self._queue_scratch(encode_unsubscribe(self._scratch, self._scratch_end, packet_id, filters))
-        return packet_id
-
     # ---- input ---------------------------------------------------------
 
     def heard(self, now):
@@ -541,6 +494,8 @@ class Session:
             if self.state == CONNECTING and first != _CONNACK_BYTE:
                 # 3.1.1 section 3.2: a broker answers CONNECT with CONNACK
                 # first; an HTTP server's "HTTP/1.1 400" is not one.
+                from mqtt.errors import ProtocolError
+
                 raise ProtocolError(
                     "not an MQTT broker: expected CONNACK, got %r" % (bytes(buf[start : min(end, start + 16)]),)
                 )
@@ -557,30 +512,6 @@ class Session:
             start += n
         return start - begin
 
-    def _handle(self, buf, packet, now):
-        kind = packet.type
-        if self.state == CONNECTING and kind != CONNACK:
-            # 3.1.1 section 3.2: the first packet from the broker is CONNACK.
-            raise ProtocolError("packet type %d received before CONNACK" % kind)
-        if kind == PUBACK:
-            self._on_puback(packet.packet_id)
-        elif kind == PINGRESP:
-            self._ping_outstanding = False
-        elif kind == PUBLISH:
-            self._on_publish(buf, packet)
-        elif kind == CONNACK:
-            self._on_connack(packet.session_present, packet.return_code, now)
-        elif kind == SUBACK:
-            if self.on_suback is not None:
-                self.on_suback(packet.packet_id, buf, packet.codes_start, packet.codes_length)
-        elif kind == UNSUBACK:
-            if self.on_unsuback is not None:
-                self.on_unsuback(packet.packet_id)
-        else:  # PUBREC, PUBREL, PUBCOMP: decode() refuses the packets only a client sends
-            from mqtt import qos2
-
-            qos2.received(self, kind, packet.packet_id, now)
-
     def _on_puback(self, packet_id):
         i = self._find(packet_id)
         if i >= 0:
@@ -596,24 +527,6 @@ class Session:
         # is harmless to ignore. Counted, never fatal.
         self.unknown_acks += 1
 
-    def _on_publish(self, buf, packet):
-        qos = packet.qos
-        if qos == 2:
-            from mqtt import qos2
-
-            qos2.received_publish(self, buf, packet)
-            return
-        if self.on_message is not None:
-            self.on_message(buf, packet)
-        if qos:
-            self._queue_scratch(encode_ack(self._scratch, self._scratch_end, PUBACK, packet.packet_id))
-
-    def ack_dropped(self, qos, packet_id):
-        """Acknowledge an incoming PUBLISH the client could not take (too
-        large for its buffer), so the broker does not resend it forever."""
-        kind = PUBACK if qos == 1 else PUBREC
-        self._queue_scratch(encode_ack(self._scratch, self._scratch_end, kind, packet_id))
-
     # ---- time ----------------------------------------------------------
 
     def tick(self, now):
@@ -627,6 +540,8 @@ class Session:
         if keepalive:
             silent = ticks_diff(now, self._last_received)
             if silent >= keepalive + (keepalive >> 1):
+                from mqtt.errors import KeepaliveTimeout
+
                 raise KeepaliveTimeout(
                     "no packet from the broker for %d ms (keepalive %d s)" % (silent, keepalive // 1000)
                 )
@@ -674,10 +589,22 @@ class Session:
         self._retry_check = ticks_add(now, earliest)
         return earliest
 
+    def __getattr__(self, name) -> "Any":
+        # The methods in mqtt.session_more: loaded at the first call of one,
+        # each put on the class when first asked for.
+        from mqtt import session_more
 
-def _connack_reason(code):
-    from mqtt.packet_in import CONNACK_REASONS
+        if name not in session_more.METHODS:
+            raise AttributeError(name)
+        setattr(Session, name, getattr(session_more, name))
+        return getattr(self, name)
 
-    if 0 <= code < len(CONNACK_REASONS):
-        return CONNACK_REASONS[code]
-    return "unknown return code"
+
+# The exceptions, for `from mqtt.session import ...`: in mqtt.errors, made
+# when first asked for (PEP 562's module __getattr__; MicroPython has it too).
+def __getattr__(name) -> "Any":
+    if name == "ConnectRefused" or name == "KeepaliveTimeout":
+        from mqtt import errors
+
+        return getattr(errors, name)
+    raise AttributeError(name)

@@ -1,8 +1,9 @@
 # What a publishing node loads: the client, its session and codec, and no
 # more. QoS 2, SUBSCRIBE / UNSUBSCRIBE, TLS, the checked PUBLISH encoder,
 # topic matching, the words for a bad string, the client's seldom-used
-# methods, its exceptions and the general decoder (the session reads
-# CONNACK, PUBACK and PINGRESP itself) each load when first used.
+# methods and the session's, the exceptions and the general decoder (the
+# session reads CONNACK, PUBACK and PINGRESP itself) each load when first
+# used.
 # Through a stream that answers as a broker would, written out here: the
 # test brokers load the codec's other modules themselves.
 import sys
@@ -22,6 +23,7 @@ LAZY = (
     "mqtt.client_more",
     "mqtt.errors",
     "mqtt.packet_in",
+    "mqtt.session_more",
 )
 CONNACK = b"\x20\x02\x00\x00"
 TOPIC = b"house/kitchen/temperature"
@@ -69,7 +71,15 @@ class AnsweringStream:
 
 def unloaded(names):
     """Takes the modules out of sys.modules and the package, as if never
-    imported; returns what to put back."""
+    imported, and the methods they put on MQTTClient and Session off the
+    classes; returns what to put back."""
+    from mqtt import client_more, session_more
+    from mqtt.session import Session
+
+    for cls, module in ((MQTTClient, client_more), (Session, session_more)):
+        for method in module.METHODS:
+            if method in cls.__dict__:
+                delattr(cls, method)
     saved = {}
     for name in names:
         if name in sys.modules:
@@ -109,10 +119,12 @@ def test_publishing_at_qos0_and_qos1_loads_no_module_it_does_not_use():
         assert loaded(LAZY) == [], loaded(LAZY)
         client.subscribe("house/kitchen/kitchen-node/set/+", 1)
         client.poll(0)  # its SUBACK: the decoder's first packet
-        assert loaded(LAZY) == ["mqtt.subscribe", "mqtt.client_more", "mqtt.packet_in"], loaded(LAZY)
+        # The decoder's module raises its errors: they come with it.
+        expected = ["mqtt.subscribe", "mqtt.client_more", "mqtt.errors", "mqtt.packet_in", "mqtt.session_more"]
+        assert loaded(LAZY) == expected, loaded(LAZY)
         client.publish(TOPIC, b"22.00", 2)
         assert client.wait_for_acks(1000) and len(acked) == 2
-        assert loaded(LAZY) == ["mqtt.qos2", "mqtt.subscribe", "mqtt.client_more", "mqtt.packet_in"], loaded(LAZY)
+        assert loaded(LAZY) == ["mqtt.qos2"] + expected, loaded(LAZY)
     finally:
         unloaded(LAZY)
         restore(saved)
@@ -159,3 +171,20 @@ def test_a_method_the_client_does_not_have_is_an_attribute_error():
     client = MQTTClient("kitchen-node", "broker.invalid", transport=lambda client, deadline: AnsweringStream())
     assert not hasattr(client, "no_such_method") and not hasattr(client, "METHODS")
     assert callable(client.will_set) and callable(client.subscribe) and callable(client.disconnect)
+    session = client.session
+    assert not hasattr(session, "no_such_method") and not hasattr(session, "METHODS")
+    assert callable(session.will_set) and callable(session.subscribe) and callable(session.ack_dropped)
+
+
+def test_the_exceptions_are_one_class_each_wherever_imported_from():
+    from mqtt import errors
+    from mqtt.client import ConnectRefused as client_refused
+    from mqtt.client import KeepaliveTimeout as client_keepalive
+    from mqtt.packet import ProtocolError
+    from mqtt.session import ConnectRefused, KeepaliveTimeout
+
+    assert ProtocolError is errors.ProtocolError and not issubclass(ProtocolError, OSError)
+    assert ConnectRefused is errors.ConnectRefused is client_refused
+    assert KeepaliveTimeout is errors.KeepaliveTimeout is client_keepalive
+    refused = ConnectRefused(5, "not authorized")
+    assert refused.return_code == 5 and "not authorized (CONNACK code 5)" in str(refused)
