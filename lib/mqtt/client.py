@@ -13,7 +13,6 @@
 # mqtt.client_more, put on the class at their first call), the exceptions
 # (mqtt.errors) when first raised, and Message at the first one delivered.
 
-from backoff import Backoff
 from compat import sleep_ms, ticks_add, ticks_diff, ticks_ms
 
 try:  # for the type checker: a board has neither module
@@ -112,7 +111,16 @@ class MQTTClient:
         session.on_message = self._deliver
         session.on_ack = self._acked
         session.on_downgrade = self._downgraded
-        self.backoff = Backoff(reconnect_min_ms, reconnect_max_ms)
+        # The reconnect backoff (backoff.Backoff) is made at the first
+        # reconnect: a node whose link holds never loads it.
+        if not 0 < reconnect_min_ms <= reconnect_max_ms:
+            from backoff import Backoff
+
+            Backoff(reconnect_min_ms, reconnect_max_ms)  # raises the ValueError that names both
+        self.backoff = None
+        self._reconnect_min_ms = reconnect_min_ms
+        # As Backoff caps it: the longest step a board's ticks_add takes.
+        self._reconnect_max_ms = reconnect_max_ms if reconnect_max_ms < _LONGEST_WAIT_MS else _LONGEST_WAIT_MS
         # When False, QoS 0 publishes collect in the transmit buffer and go
         # out as one write at the next poll() or flush(): a batch of readings.
         self.autoflush = True
@@ -177,7 +185,8 @@ class MQTTClient:
             self.last_error = e
             raise
         self.connects += 1
-        self.backoff.reset()
+        if self.backoff is not None:
+            self.backoff.reset()
         self._reconnect_due = False
         if self.on_connect is not None:
             self.on_connect(self, self.userdata, session.session_present)
@@ -217,7 +226,12 @@ class MQTTClient:
             self.on_disconnect(self, self.userdata, error)
 
     def _schedule_reconnect(self):
-        self._reconnect_at = ticks_add(ticks_ms(), self.backoff.next_ms())
+        backoff = self.backoff
+        if backoff is None:
+            from backoff import Backoff
+
+            backoff = self.backoff = Backoff(self._reconnect_min_ms, self._reconnect_max_ms)
+        self._reconnect_at = ticks_add(ticks_ms(), backoff.next_ms())
         self._reconnect_due = True
 
     def reconnect_in_ms(self):
@@ -227,7 +241,7 @@ class MQTTClient:
         left = ticks_diff(self._reconnect_at, ticks_ms())
         # Further ahead than any backoff step: it was scheduled 2**29 ms or
         # more ago (nobody polled), and ticks_diff reads it on the far side.
-        return 0 if left <= 0 or left > self.backoff.max_ms else left
+        return 0 if left <= 0 or left > self._reconnect_max_ms else left
 
     # ---- the loop ------------------------------------------------------
 

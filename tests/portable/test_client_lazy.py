@@ -188,3 +188,24 @@ def test_the_exceptions_are_one_class_each_wherever_imported_from():
     assert KeepaliveTimeout is errors.KeepaliveTimeout is client_keepalive
     refused = ConnectRefused(5, "not authorized")
     assert refused.return_code == 5 and "not authorized (CONNACK code 5)" in str(refused)
+
+
+def test_the_reconnect_backoff_is_made_at_the_first_reconnect_and_checked_at_once():
+    client = connected_client()
+    assert client.backoff is None  # the link held: no backoff made
+    client.abort(OSError("link cut by the test"))
+    assert client.backoff is not None and client.backoff.attempts == 1
+    assert 0 < client.reconnect_in_ms() <= 500  # the first step: half to all of reconnect_min_ms
+    for low, high in ((0, 1000), (2000, 1000)):
+        try:
+            MQTTClient(
+                "kitchen-node",
+                "broker.invalid",
+                reconnect_min_ms=low,
+                reconnect_max_ms=high,
+                transport=lambda client, deadline: AnsweringStream(),
+            )
+        except ValueError as e:
+            assert "%r" % low in str(e) and "%r" % high in str(e), str(e)
+        else:
+            raise AssertionError("reconnect_min_ms=%d, reconnect_max_ms=%d taken" % (low, high))
