@@ -2,7 +2,8 @@
 # (`from mqtt.client import MQTTTimeout`, `from mqtt.packet import
 # ProtocolError` and `from mqtt.session import ConnectRefused` still work:
 # those modules hand them over), so that a node that never meets one does
-# not hold seven classes.
+# not hold seven classes. No network module here: the sans-I/O layers
+# raise these too.
 
 
 class ProtocolError(Exception):
@@ -38,3 +39,19 @@ class TLSError(OSError):
     """The TLS handshake failed: the broker's certificate did not verify
     (untrusted CA, wrong name), the broker refused the client's certificate
     (or its lack of one), or the two ends agreed on nothing."""
+
+
+def with_context(error, step):
+    """The OSError to raise for `error` in `step` (a TCP connect, a TLS
+    handshake): which step failed, with its errno, since callers branch on
+    it; a timeout is an MQTTTimeout."""
+    from netcompat import is_timeout
+
+    if isinstance(error, MQTTTimeout):
+        return error
+    if is_timeout(error):
+        return MQTTTimeout("%s timed out" % step)
+    errno = error.args[0] if error.args and isinstance(error.args[0], int) else None
+    if errno is not None:
+        return OSError(errno, "%s failed: %s" % (step, error.args[-1]))
+    return OSError("%s failed: %s" % (step, error))

@@ -91,18 +91,17 @@ class Session:
         region (the client's tx_size), the largest QoS 0 PUBLISH;
         inflight_bytes: the pool for in-flight messages (0: max_packet times
         inflight_max, at most 4 of them)."""
-        if not 0 <= keepalive_s <= 65535:
-            raise ValueError("keepalive must be 0 to 65535 s, got %r" % (keepalive_s,))
-        if not 1 <= inflight_max <= 1024:
-            raise ValueError("inflight_max must be 1 to 1024, got %r" % (inflight_max,))
-        if max_packet < 16 or scratch_size < 64:
-            raise ValueError("max_packet (%r) must be >= 16 and scratch_size (%r) >= 64" % (max_packet, scratch_size))
         pool = inflight_bytes or max_packet * (inflight_max if inflight_max < _POOL_PACKETS else _POOL_PACKETS)
-        if pool < max_packet:
-            raise ValueError(
-                "inflight_bytes (%d) must hold a message of max_packet (%d bytes): raise inflight_bytes"
-                % (pool, max_packet)
-            )
+        if not (
+            0 <= keepalive_s <= 65535
+            and 1 <= inflight_max <= 1024
+            and max_packet >= 16
+            and scratch_size >= 64
+            and pool >= max_packet
+        ):
+            from mqtt.session_more import refuse_settings
+
+            refuse_settings(keepalive_s, inflight_max, max_packet, scratch_size, pool)
         self.client_id = client_id
         self.keepalive_ms = keepalive_s * 1000
         self.clean_session = clean_session

@@ -1,7 +1,7 @@
 # Session's methods a publishing node calls seldom or never: the last will,
 # DISCONNECT, SUBSCRIBE and UNSUBSCRIBE, and what the decoder hands over
 # (every packet but CONNACK accepted, PUBACK and PINGRESP, which
-# Session.receive reads itself). Loaded at the first call of one of them:
+# Session.receive reads itself); and the words for settings out of range. Loaded at the first call of one of them:
 # Session.__getattr__ puts each on the class when first asked for, so that
 # later calls cost what any method does.
 
@@ -103,3 +103,16 @@ def connack_reason(code):
     if 0 <= code < len(CONNACK_REASONS):
         return CONNACK_REASONS[code]
     return "unknown return code"
+
+
+def refuse_settings(keepalive_s, inflight_max, max_packet, scratch_size, pool):
+    """The ValueError for the first of Session's settings that is out of range."""
+    if not 0 <= keepalive_s <= 65535:
+        raise ValueError("keepalive must be 0 to 65535 s, got %r" % (keepalive_s,))
+    if not 1 <= inflight_max <= 1024:
+        raise ValueError("inflight_max must be 1 to 1024, got %r" % (inflight_max,))
+    if max_packet < 16 or scratch_size < 64:
+        raise ValueError("max_packet (%r) must be >= 16 and scratch_size (%r) >= 64" % (max_packet, scratch_size))
+    raise ValueError(
+        "inflight_bytes (%d) must hold a message of max_packet (%d bytes): raise inflight_bytes" % (pool, max_packet)
+    )

@@ -3,8 +3,7 @@
 # ssl_context, so that a node without TLS does not hold it.
 
 from compat import mem_free
-from mqtt.errors import MQTTTimeout, TLSError
-from mqtt.transport import with_context
+from mqtt.errors import MQTTTimeout, TLSError, with_context
 from netcompat import is_timeout
 from nettls import is_tls_error, tls_wrap
 

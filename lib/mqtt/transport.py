@@ -13,7 +13,7 @@
 import select
 import socket
 
-from netcompat import POLLIN, POLLOUT, is_timeout, poll_ready, set_nodelay, socket_readinto, socket_write
+from netcompat import POLLIN, POLLOUT, poll_ready, set_nodelay, socket_readinto, socket_write
 
 
 class SocketStream:
@@ -65,6 +65,8 @@ def open_socket(client, deadline):
         try:
             sock.connect(address[-1])
         except OSError as e:
+            from mqtt.errors import with_context
+
             raise with_context(e, "TCP connect to %s:%d" % (client.host, client.port))
         set_nodelay(sock)
         handshake = None
@@ -76,17 +78,3 @@ def open_socket(client, deadline):
     except BaseException:
         sock.close()
         raise
-
-
-def with_context(error, step):
-    # Say which step failed; keep the errno, since callers branch on it.
-    from mqtt.errors import MQTTTimeout
-
-    if isinstance(error, MQTTTimeout):
-        return error
-    if is_timeout(error):
-        return MQTTTimeout("%s timed out" % step)
-    errno = error.args[0] if error.args and isinstance(error.args[0], int) else None
-    if errno is not None:
-        return OSError(errno, "%s failed: %s" % (step, error.args[-1]))
-    return OSError("%s failed: %s" % (step, error))
