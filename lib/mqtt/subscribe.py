@@ -24,6 +24,13 @@ def _nonempty_sequence(values, what):
         raise ValueError("%s must be a non-empty sequence, got %r" % (what, values))
 
 
+def validate_topic_filter(topic_filter):
+    """ValueError unless `topic_filter` can be subscribed to: 1..65535 bytes
+    of UTF-8, no U+0000, '+' and '#' only as whole levels, '#' only last.
+    Reached as mqtt.topic.validate_topic_filter too."""
+    checked(topic_filter, TOPIC_FILTER, "topic filter")
+
+
 def encode_subscribe(buf, offset, packet_id, subscriptions):
     """SUBSCRIBE (3.1.1 section 3.8); subscriptions: a sequence of
     (topic filter, requested QoS)."""

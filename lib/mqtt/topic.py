@@ -107,19 +107,18 @@ def validate_topic_name(topic):
     checked(topic, TOPIC_NAME, "topic name")
 
 
-def validate_topic_filter(topic_filter):
-    """ValueError unless `topic_filter` can be subscribed to: 1..65535 bytes
-    of UTF-8, no U+0000, '+' and '#' only as whole levels, '#' only last."""
-    checked(topic_filter, TOPIC_FILTER, "topic filter")
-
-
 # Topic matching (topic_matches, topic_matches_at) is in mqtt.topic_match: a
-# client never needs it (the broker matches). `from mqtt.topic import
-# topic_matches` still works (PEP 562's module __getattr__; MicroPython has
-# it too), loading that module when first asked.
+# client never needs it (the broker matches); validate_topic_filter in
+# mqtt.subscribe, with the encoders that take filters. `from mqtt.topic
+# import topic_matches` still works (PEP 562's module __getattr__;
+# MicroPython has it too), loading that module when first asked.
 def __getattr__(name):
     if name == "topic_matches" or name == "topic_matches_at":
         from mqtt import topic_match
 
         return getattr(topic_match, name)
+    if name == "validate_topic_filter":
+        from mqtt.subscribe import validate_topic_filter
+
+        return validate_topic_filter
     raise AttributeError(name)
