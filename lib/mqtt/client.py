@@ -13,7 +13,7 @@
 # mqtt.client_more, put on the class at their first call), the exceptions
 # (mqtt.errors) when first raised, and Message at the first one delivered.
 
-from compat import sleep_ms, ticks_add, ticks_diff, ticks_ms
+from compat import const, sleep_ms, ticks_add, ticks_diff, ticks_ms
 
 try:  # for the type checker: a board has neither module
     from collections.abc import Callable
@@ -31,9 +31,20 @@ _STAGE_SIZE = 128
 _LONGEST_WAIT_MS = (1 << 29) - 1
 
 
-def _wait_ms(name, value):
+# The waits _wait_ms checks, by number (mqtt.errors names them).
+_CONNECT_TIMEOUT = const(0)
+_IO_TIMEOUT = const(1)
+_PUBLISH_TIMEOUT = const(2)
+_TIMEOUT = const(3)  # wait_for_acks' timeout_ms
+# What a deadline within connect() is for, by number (mqtt.errors says it in words).
+_NO_CONNACK = const(0)
+
+
+def _wait_ms(which, value):
     if not isinstance(value, int) or not 0 < value <= _LONGEST_WAIT_MS:
-        raise ValueError("%s must be 1 to %d ms (a board's ticks limit), got %r" % (name, _LONGEST_WAIT_MS, value))
+        from mqtt.error_text import bad_wait
+
+        raise bad_wait(which, value, _LONGEST_WAIT_MS)
     return value
 
 
@@ -90,9 +101,9 @@ class MQTTClient:
         self.ssl_context = ssl_context
         self.server_hostname = server_hostname if server_hostname is not None else host
         self.userdata = userdata
-        self.connect_timeout_ms = _wait_ms("connect_timeout_ms", connect_timeout_ms)
-        self.io_timeout_ms = _wait_ms("io_timeout_ms", io_timeout_ms)
-        self.publish_timeout_ms = _wait_ms("publish_timeout_ms", publish_timeout_ms)
+        self.connect_timeout_ms = _wait_ms(_CONNECT_TIMEOUT, connect_timeout_ms)
+        self.io_timeout_ms = _wait_ms(_IO_TIMEOUT, io_timeout_ms)
+        self.publish_timeout_ms = _wait_ms(_PUBLISH_TIMEOUT, publish_timeout_ms)
         # max_packet bounds a QoS 1/2 PUBLISH, tx_size a QoS 0 one (and a
         # batch of them); inflight_bytes is the pool the unacknowledged
         # QoS 1/2 messages share (0: up to 4 of max_packet).
@@ -167,7 +178,7 @@ class MQTTClient:
             try:
                 self._flush()
                 while session.state != CONNECTED:
-                    self._read(self._time_left(deadline, "no CONNACK from"))
+                    self._read(self._time_left(deadline, _NO_CONNACK))
             except OSError as e:
                 if self.ssl_context is None:
                     raise
@@ -192,14 +203,14 @@ class MQTTClient:
             self.on_connect(self, self.userdata, session.session_present)
         return session.session_present
 
-    def _time_left(self, deadline, what):
+    def _time_left(self, deadline, step):
+        """ms left before the connect deadline; MQTTTimeout naming the step
+        (a number: mqtt.errors says it in words) once it has passed."""
         left = ticks_diff(deadline, ticks_ms())
         if left <= 0:
-            from mqtt.errors import MQTTTimeout
+            from mqtt.error_text import connect_deadline
 
-            raise MQTTTimeout(
-                "%s %s:%d within the %d ms connect deadline" % (what, self.host, self.port, self.connect_timeout_ms)
-            )
+            raise connect_deadline(self, step)
         return left
 
     def _open(self, deadline):
@@ -301,7 +312,7 @@ class MQTTClient:
     def wait_for_acks(self, timeout_ms):
         """Poll until every QoS 1/2 message is acknowledged. Returns True
         if they all were within timeout_ms."""
-        deadline = ticks_add(ticks_ms(), _wait_ms("timeout_ms", timeout_ms))
+        deadline = ticks_add(ticks_ms(), _wait_ms(_TIMEOUT, timeout_ms))
         session = self.session
         while session.inflight_count():
             left = ticks_diff(deadline, ticks_ms())
@@ -320,9 +331,9 @@ class MQTTClient:
         InflightFull. Bad topic, QoS or size raise ValueError."""
         session = self.session
         if not qos and session.state != CONNECTED:
-            from mqtt.errors import NotConnected
+            from mqtt.error_text import qos0_not_connected
 
-            raise NotConnected("not connected: a QoS 0 message cannot wait")
+            raise qos0_not_connected()
         packet_id = session.publish(topic, payload, qos, retain, ticks_ms(), payload_len)
         if packet_id < 0:
             packet_id = self._publish_when_room(topic, payload, qos, retain, payload_len)
@@ -345,17 +356,14 @@ class MQTTClient:
             else:
                 left = ticks_diff(deadline, ticks_ms())
                 if left <= 0:
-                    from mqtt.errors import InflightFull
+                    from mqtt.error_text import inflight_full
 
-                    raise InflightFull(
-                        "in-flight table full: %d messages unacknowledged for %d ms"
-                        % (session.inflight_count(), self.publish_timeout_ms)
-                    )
+                    raise inflight_full(session.inflight_count(), self.publish_timeout_ms)
                 self.poll(left)
             if not qos and session.state != CONNECTED:
-                from mqtt.errors import NotConnected
+                from mqtt.error_text import qos0_not_connected
 
-                raise NotConnected("not connected: a QoS 0 message cannot wait")
+                raise qos0_not_connected()
             packet_id = session.publish(topic, payload, qos, retain, ticks_ms(), payload_len)
             if packet_id >= 0:
                 return packet_id
@@ -396,9 +404,9 @@ class MQTTClient:
                     deadline = ticks_add(ticks_ms(), self.io_timeout_ms)
                 left = ticks_diff(deadline, ticks_ms())
                 if left <= 0:
-                    from mqtt.errors import MQTTTimeout
+                    from mqtt.error_text import write_blocked
 
-                    raise MQTTTimeout("socket write blocked for %d ms" % self.io_timeout_ms)
+                    raise write_blocked(self.io_timeout_ms)
                 stream.wait_writable(left)
                 continue
             offset += n
@@ -426,7 +434,9 @@ class MQTTClient:
             if n is None:
                 return
             if n == 0:
-                raise OSError("connection closed by the broker")
+                from mqtt.error_text import closed_by_broker
+
+                raise closed_by_broker()
         else:
             # A partial packet waits at the front. MicroPython's readinto has
             # no offset, and a memoryview slice would allocate, so read into
@@ -461,7 +471,9 @@ class MQTTClient:
     def _read_into_stage(self, length):
         n = self._stream.readinto(self._stage, length)
         if n == 0:
-            raise OSError("connection closed by the broker")
+            from mqtt.error_text import closed_by_broker
+
+            raise closed_by_broker()
         return n or 0
 
     def _log(self, message):
@@ -481,10 +493,9 @@ class MQTTClient:
             self.on_publish(self, self.userdata, packet_id)
 
     def _downgraded(self):
-        self._log(
-            "%s:%d answered a QoS 2 PUBLISH with PUBACK: it does not do QoS 2, so QoS 2 messages "
-            "complete as QoS 1 there (at least once, not exactly once)" % (self.host, self.port)
-        )
+        from mqtt.client_more import log_downgrade
+
+        log_downgrade(self)
 
     def __getattr__(self, name) -> "Any":
         # The methods in mqtt.client_more: loaded at the first call of one,
@@ -505,8 +516,11 @@ def __getattr__(name) -> "Any":
         from mqtt.client_more import Message
 
         return Message
-    if name in ("MQTTTimeout", "NotConnected", "InflightFull", "TLSError", "ConnectRefused", "KeepaliveTimeout"):
-        from mqtt import errors
+    # The exceptions (MQTTTimeout, NotConnected, InflightFull, TLSError,
+    # ConnectRefused, KeepaliveTimeout): names as string literals would take
+    # heap, so whatever else this module lacks is looked up in mqtt.errors.
+    if name.startswith("__"):  # CPython's import asks for __path__: not one of ours
+        raise AttributeError(name)
+    from mqtt import errors
 
-        return getattr(errors, name)
-    raise AttributeError(name)
+    return getattr(errors, name)

@@ -132,6 +132,14 @@ def deliver(self, buf, packet):
     self.on_message(self, self.userdata, Message(topic, payload, packet.qos, bool(packet.retain), bool(packet.dup)))
 
 
+def log_downgrade(self):
+    """A broker answered a QoS 2 PUBLISH with PUBACK (Session.on_downgrade)."""
+    self._log(
+        "%s:%d answered a QoS 2 PUBLISH with PUBACK: it does not do QoS 2, so QoS 2 messages "
+        "complete as QoS 1 there (at least once, not exactly once)" % (self.host, self.port)
+    )
+
+
 def _subacked(self, packet_id, buf, start, count):
     if self.on_subscribe is not None:
         self.on_subscribe(self, self.userdata, packet_id, tuple(buf[start : start + count]))

@@ -71,7 +71,9 @@ def encode_remaining_length(buf, offset, remaining_length):
     """Writes the variable-length remaining length (3.1.1 section 2.2.3),
     least significant 7 bits first; returns the bytes written (1..4)."""
     if remaining_length < 0 or remaining_length > MAX_REMAINING_LENGTH:
-        raise ValueError("remaining length must be 0..268435455, got %d" % remaining_length)
+        from mqtt.error_text import remaining_length_out_of_range
+
+        raise remaining_length_out_of_range(remaining_length)
     i = offset
     while remaining_length > 0x7F:
         buf[i] = (remaining_length & 0x7F) | 0x80
@@ -83,9 +85,9 @@ def encode_remaining_length(buf, offset, remaining_length):
 
 def _check_fits(buf, offset, size, name):
     if offset < 0 or offset + size > len(buf):
-        raise ValueError(
-            "%s of %d bytes does not fit at offset %d of a %d-byte buffer" % (name, size, offset, len(buf))
-        )
+        from mqtt.error_text import does_not_fit
+
+        raise does_not_fit(name, size, offset, len(buf))
 
 
 def _name(packet_type):
@@ -97,19 +99,25 @@ def _name(packet_type):
 def _check_packet_id(packet_id, name):
     # 3.1.1 section 2.3.1: packet identifiers are nonzero 16-bit ints.
     if packet_id < 1 or packet_id > _MAX_PACKET_ID:
-        raise ValueError("%s packet_id must be 1..65535, got %d" % (name, packet_id))
+        from mqtt.error_text import bad_packet_id
+
+        raise bad_packet_id(name, packet_id)
 
 
 def _check_qos(qos, what):
     if qos != 0 and qos != 1 and qos != 2:
-        raise ValueError("%s must be 0, 1 or 2, got %r" % (what, qos))
+        from mqtt.error_text import bad_qos
+
+        raise bad_qos(what, qos)
 
 
 def _binary(value, what):
     # Binary data (3.1.1 section 1.5.3's 2-byte length prefix, no UTF-8 rule).
     data = value.encode() if isinstance(value, str) else value
     if len(data) > _MAX_FIELD:
-        raise ValueError("%s is %d bytes, more than 65535" % (what, len(data)))
+        from mqtt.error_text import field_too_long
+
+        raise field_too_long(what, len(data))
     return data
 
 
@@ -129,7 +137,9 @@ def _put_header(buf, offset, first_byte, remaining_length):
 
 def _packet_size(remaining_length, name):
     if remaining_length > MAX_REMAINING_LENGTH:
-        raise ValueError("%s remaining length %d exceeds 268435455" % (name, remaining_length))
+        from mqtt.error_text import remaining_length_too_long
+
+        raise remaining_length_too_long(name, remaining_length)
     return 1 + remaining_length_size(remaining_length) + remaining_length
 
 
@@ -150,18 +160,21 @@ def encode_connect(
     client_id = checked(client_id, STRING, "client_id")
     # 3.1.1 section 3.1.3.1: a zero-byte client id needs CleanSession 1.
     if len(client_id) == 0 and not clean_session:
-        raise ValueError("an empty client_id needs clean_session=True (3.1.1 section 3.1.3.1)")
+        from mqtt.error_text import empty_client_id
+
+        raise empty_client_id()
     if keepalive_s < 0 or keepalive_s > 65535:
-        raise ValueError("keepalive_s must be 0..65535, got %d" % keepalive_s)
+        from mqtt.error_text import bad_keepalive_s
+
+        raise bad_keepalive_s(keepalive_s)
     flags = CONNECT_CLEAN_SESSION if clean_session else 0
     remaining = _CONNECT_HEADER_LENGTH + 2 + len(client_id)
     if will_topic is None:
         # 3.1.1 section 3.1.2.5-3.1.2.7: no will, so no will QoS, retain or message.
         if will_payload is not None or will_qos or will_retain:
-            raise ValueError(
-                "will_payload, will_qos and will_retain need a will_topic, got %r, %r, %r"
-                % (will_payload, will_qos, will_retain)
-            )
+            from mqtt.error_text import will_without_topic
+
+            raise will_without_topic(will_payload, will_qos, will_retain)
     else:
         will_topic = checked(will_topic, TOPIC_NAME, "will_topic")
         will_payload = _binary(b"" if will_payload is None else will_payload, "will_payload")
@@ -173,7 +186,9 @@ def encode_connect(
     if username is None:
         # 3.1.1 section 3.1.2.9: if the User Name Flag is 0, the Password Flag MUST be 0.
         if password is not None:
-            raise ValueError("a password needs a username in MQTT 3.1.1 (section 3.1.2.9)")
+            from mqtt.error_text import password_without_username
+
+            raise password_without_username()
     else:
         username = checked(username, STRING, "username")
         flags |= CONNECT_USERNAME
@@ -258,7 +273,9 @@ def encode_ack(buf, offset, packet_type, packet_id):
     elif packet_type == PUBACK or packet_type == PUBREC or packet_type == PUBCOMP or packet_type == UNSUBACK:
         first = packet_type << 4
     else:
-        raise ValueError("packet_type must be PUBACK, PUBREC, PUBREL, PUBCOMP or UNSUBACK, got %r" % (packet_type,))
+        from mqtt.error_text import bad_ack_type
+
+        raise bad_ack_type(packet_type)
     if packet_id < 1 or packet_id > _MAX_PACKET_ID:
         _check_packet_id(packet_id, _name(packet_type))
     if offset < 0 or offset + 4 > len(buf):
@@ -288,37 +305,13 @@ def encode_disconnect(buf, offset):
     return _encode_empty(buf, offset, DISCONNECT)
 
 
-# The decoder and the encoders kept in other modules, for `from mqtt.packet
-# import ...` (PEP 562's module __getattr__; MicroPython has it too): each
-# module loads only when first asked for.
-_DECODER_NAMES = (
-    "Packet",
-    "decode",
-    "decode_header",
-    "PACKET_NAMES",
-    "CONNACK_REASONS",
-    "SUBACK_FAILURE",
-    "MAX_QOS",
-    "_packet_id",
-    "_fixed_remaining_length",
-)
-
-
+# The decoder, ProtocolError and the encoders kept in other modules, for
+# `from mqtt.packet import ...` (PEP 562's module __getattr__; MicroPython
+# has it too): mqtt.packet_in, loaded when first asked, knows where each is
+# (names as string literals here would take heap).
 def __getattr__(name):
-    if name in _DECODER_NAMES:
-        from mqtt import packet_in
+    if name.startswith("__"):  # CPython's import asks for __path__: not one of ours
+        raise AttributeError(name)
+    from mqtt import packet_in
 
-        return getattr(packet_in, name)
-    if name == "ProtocolError":
-        from mqtt.errors import ProtocolError
-
-        return ProtocolError
-    if name == "encode_publish":
-        from mqtt.checked_publish import encode_publish
-
-        return encode_publish
-    if name == "encode_subscribe" or name == "encode_unsubscribe":
-        from mqtt import subscribe
-
-        return getattr(subscribe, name)
-    raise AttributeError(name)
+    return packet_in.handed_over(name)

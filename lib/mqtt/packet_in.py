@@ -292,3 +292,33 @@ def _decode_suback(buf, p, end, packet):
         if code > MAX_QOS and code != SUBACK_FAILURE:
             raise ProtocolError("SUBACK return code 0x%02x is not 0, 1, 2 or 0x80" % code)
         p += 1
+
+
+# What mqtt.packet hands over (its __getattr__ calls this): the decoder's
+# names from here, the other encoders from their modules.
+_DECODER_NAMES = (
+    "Packet",
+    "decode",
+    "decode_header",
+    "PACKET_NAMES",
+    "CONNACK_REASONS",
+    "SUBACK_FAILURE",
+    "MAX_QOS",
+    "ProtocolError",
+    "_packet_id",
+    "_fixed_remaining_length",
+)
+
+
+def handed_over(name):
+    if name in _DECODER_NAMES:
+        return globals()[name]
+    if name == "encode_publish":
+        from mqtt.checked_publish import encode_publish
+
+        return encode_publish
+    if name == "encode_subscribe" or name == "encode_unsubscribe":
+        from mqtt import subscribe
+
+        return getattr(subscribe, name)
+    raise AttributeError(name)

@@ -185,7 +185,9 @@ class Session:
             self.out_length[n - 1] += length  # contiguous: one write
             return
         if n == len(self.out_start):
-            raise ValueError("output queue full: the client must write out pending bytes first")
+            from mqtt.error_text import output_queue_full
+
+            raise output_queue_full()
         self.out_start[n] = start
         self.out_length[n] = length
         self.out_count = n + 1
@@ -234,9 +236,9 @@ class Session:
 
     def _on_connack(self, session_present, return_code, now):
         if self.state != CONNECTING:
-            from mqtt.errors import ProtocolError
+            from mqtt.error_text import connack_while_connected
 
-            raise ProtocolError("CONNACK received while already connected")
+            raise connack_while_connected()
         if return_code:
             from mqtt.errors import ConnectRefused
             from mqtt.session_more import connack_reason
@@ -312,7 +314,9 @@ class Session:
         else:
             self._check_topic(topic)
         if qos and qos != 1 and qos != 2:
-            raise ValueError("qos must be 0, 1 or 2, got %r" % (qos,))
+            from mqtt.error_text import bad_qos
+
+            raise bad_qos("qos", qos)
         if isinstance(topic, str):
             topic = topic.encode()
         if payload is None:
@@ -322,7 +326,9 @@ class Session:
         if payload_len == -1:
             payload_len = len(payload)
         elif payload_len < 0 or payload_len > len(payload):
-            raise ValueError("payload_len must be -1 or 0..%d, got %d" % (len(payload), payload_len))
+            from mqtt.error_text import bad_payload_len
+
+            raise bad_payload_len(len(payload), payload_len)
         first = _PUBLISH_BYTE | (qos << 1) | (_RETAIN_FLAG if retain else 0)
         mem = self.mem
         if not qos:
@@ -330,10 +336,9 @@ class Session:
             n = put_publish(mem, at, self._scratch_size, first, topic, payload, payload_len, 0)
             if n < 0:
                 if -n > self._scratch_size:
-                    raise ValueError(
-                        "a PUBLISH of %d bytes does not fit the %d-byte transmit buffer: raise tx_size"
-                        % (-n, self._scratch_size)
-                    )
+                    from mqtt.error_text import publish_over_tx_size
+
+                    raise publish_over_tx_size(-n, self._scratch_size)
                 return -2
             if self.out_count:
                 self._queue(at, n)
@@ -357,10 +362,9 @@ class Session:
         n = put_publish(mem, at, end if end < limit else limit, first, topic, payload, payload_len, packet_id)
         if n < 0:
             if -n > self.max_packet:
-                raise ValueError(
-                    "a PUBLISH of %d bytes does not fit max_packet (%d bytes) for QoS %d: raise max_packet"
-                    % (-n, self.max_packet, qos)
-                )
+                from mqtt.error_text import publish_over_max_packet
+
+                raise publish_over_max_packet(-n, self.max_packet, qos)
             if at <= tail or self._scratch_size - n > tail:
                 return -1  # no room after the newest message, nor before the oldest
             at = self._scratch_size
@@ -493,11 +497,9 @@ class Session:
             if self.state == CONNECTING and first != _CONNACK_BYTE:
                 # 3.1.1 section 3.2: a broker answers CONNECT with CONNACK
                 # first; an HTTP server's "HTTP/1.1 400" is not one.
-                from mqtt.errors import ProtocolError
+                from mqtt.error_text import not_a_broker
 
-                raise ProtocolError(
-                    "not an MQTT broker: expected CONNACK, got %r" % (bytes(buf[start : min(end, start + 16)]),)
-                )
+                raise not_a_broker(buf, start, end)
             packet = self._packet
             if packet is None:
                 from mqtt.packet_in import Packet, decode
@@ -539,11 +541,9 @@ class Session:
         if keepalive:
             silent = ticks_diff(now, self._last_received)
             if silent >= keepalive + (keepalive >> 1):
-                from mqtt.errors import KeepaliveTimeout
+                from mqtt.error_text import keepalive_timeout
 
-                raise KeepaliveTimeout(
-                    "no packet from the broker for %d ms (keepalive %d s)" % (silent, keepalive // 1000)
-                )
+                raise keepalive_timeout(silent, keepalive)
             idle = ticks_diff(now, self._last_sent)
             if not self._ping_outstanding and (idle >= keepalive or silent >= keepalive):
                 # 3.1.1 section 3.1.2.10. Pinging on silence too means a node
@@ -599,11 +599,13 @@ class Session:
         return getattr(self, name)
 
 
-# The exceptions, for `from mqtt.session import ...`: in mqtt.errors, made
-# when first asked for (PEP 562's module __getattr__; MicroPython has it too).
+# The exceptions (ConnectRefused, KeepaliveTimeout), for `from mqtt.session
+# import ...`: in mqtt.errors, made when first asked for (PEP 562's module
+# __getattr__; MicroPython has it too). Names as string literals would take
+# heap: whatever this module lacks is looked up there.
 def __getattr__(name) -> "Any":
-    if name == "ConnectRefused" or name == "KeepaliveTimeout":
-        from mqtt import errors
+    if name.startswith("__"):  # CPython's import asks for __path__: not one of ours
+        raise AttributeError(name)
+    from mqtt import errors
 
-        return getattr(errors, name)
-    raise AttributeError(name)
+    return getattr(errors, name)

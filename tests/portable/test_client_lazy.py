@@ -24,6 +24,7 @@ LAZY = (
     "mqtt.errors",
     "mqtt.packet_in",
     "mqtt.session_more",
+    "mqtt.error_text",
 )
 CONNACK = b"\x20\x02\x00\x00"
 TOPIC = b"house/kitchen/temperature"
