@@ -10,27 +10,29 @@
 from compat import const
 from mqtt.errors import ProtocolError
 from mqtt.explain import describe, show
-from mqtt.packet import (
+from mqtt.packet import _check_fits, _encode_empty, _packet_size, _put_header
+from mqtt.packet_more import (
     CONNACK,
+    CONNACK_REASONS,
     CONNECT,
     CONNECT_CLEAN_SESSION,
     CONNECT_PASSWORD,
     CONNECT_USERNAME,
     CONNECT_WILL,
     CONNECT_WILL_RETAIN,
+    MAX_QOS,
+    PACKET_NAMES,
     PINGRESP,
     PROTOCOL_LEVEL,
     SUBACK,
+    SUBACK_FAILURE,
     SUBSCRIBE,
     UNSUBSCRIBE,
-    _check_fits,
+    Packet,
     _check_packet_id,
-    _encode_empty,
-    _packet_size,
-    _put_header,
+    _packet_id,
 )
-from mqtt.packet_in import CONNACK_REASONS, MAX_QOS, PACKET_NAMES, SUBACK_FAILURE, Packet, _packet_id
-from mqtt.packet_in import decode as _client_decode
+from mqtt.packet_more import decode as _client_decode
 from mqtt.subscribe import _nonempty_sequence
 from mqtt.topic import STRING, TOPIC_FILTER, TOPIC_NAME, scan
 

@@ -5,8 +5,9 @@
 # first call of one of them: MQTTClient.__getattr__ puts each on the class
 # when first asked for, so that later calls cost what any method does.
 
-from compat import ticks_ms
-from mqtt.packet import PUBLISH
+from compat import const, ticks_ms
+
+_PUBLISH = const(3)  # 3.1.1 section 2.2.1
 
 # What MQTTClient.__getattr__ takes from here.
 METHODS = (
@@ -107,13 +108,13 @@ def _check_oversize(self):
     # than the buffer is drained and counted, never handled by growing
     # the buffer (the peer picks its length). Its start is in the buffer,
     # so a PUBLISH's packet id is too.
-    from mqtt.packet_in import Packet, decode_header
+    from mqtt.packet_more import Packet, decode_header
 
     rx = self._rx
     header = Packet()
     if decode_header(rx, 0, len(rx), header) <= 0 or header.length <= len(rx):
         return
-    if header.type == PUBLISH and header.flags & 0x06:
+    if header.type == _PUBLISH and header.flags & 0x06:
         # 3.1.1 section 4.3: acknowledge it anyway, or the broker resends
         # it at every reconnect and holds back everything after it.
         at = header.header_length

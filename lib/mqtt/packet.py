@@ -1,53 +1,44 @@
 # The MQTT 3.1.1 codec, the client's half: what a connected client runs, in
 # buffers the caller owns. No I/O, no clock. mqtt.broker_codec is the other
 # half (what only a broker sends or reads), kept apart so that a node does
-# not load it; so are the parts a publishing node never calls: the decoder
-# and its Packet record in mqtt.packet_in (loaded at the first packet the
-# session does not read itself: anything but CONNACK accepted, PUBACK and
-# PINGRESP), the encoders in mqtt.subscribe (SUBSCRIBE, UNSUBSCRIBE: loaded
-# at the first subscribe) and mqtt.checked_publish (encode_publish, every
+# not load it; so are the parts a node that publishes at QoS 0 and 1 never
+# calls: in mqtt.packet_more, the decoder and its Packet record (loaded at
+# the first packet the session does not read itself: anything but CONNACK
+# accepted, PUBACK and PINGRESP), the acks a node sends (PUBACK, PUBREC,
+# PUBREL, PUBCOMP), DISCONNECT, and the packet types and flags as public
+# names; the encoders in mqtt.subscribe (SUBSCRIBE, UNSUBSCRIBE: loaded at
+# the first subscribe) and mqtt.checked_publish (encode_publish, every
 # argument checked: for tests and tools; the session checks a publish once
-# and writes it with put_publish). `from mqtt.packet import decode` still
-# works: this module hands those names over when asked (__getattr__ at the
-# bottom), and so does `from mqtt.packet import ProtocolError` (the
-# exceptions are in mqtt.errors, made when first raised or asked for).
+# and writes it with put_publish). `from mqtt.packet import decode`, `...
+# import PUBLISH` still work: this module hands those names over when asked
+# (__getattr__ at the bottom), and so does `from mqtt.packet import
+# ProtocolError` (the exceptions are in mqtt.errors, made when first raised
+# or asked for).
 #
 # Encoders write one whole packet at buf[offset:] and return its length.
 # Illegal input from our own caller is a ValueError raised before a byte is
-# written. The hot-path encoders (publish, ack, ping) allocate nothing on
+# written. The hot-path encoders (publish, ping) allocate nothing on
 # MicroPython: index stores, slice assignment, no slicing reads.
 
 from compat import const
 from mqtt.topic import STRING, TOPIC_NAME, checked
 
-# 3.1.1 section 2.2.1: control packet types.
-CONNECT = const(1)
-CONNACK = const(2)
-PUBLISH = const(3)
-PUBACK = const(4)
-PUBREC = const(5)
-PUBREL = const(6)
-PUBCOMP = const(7)
-SUBSCRIBE = const(8)
-SUBACK = const(9)
-UNSUBSCRIBE = const(10)
-UNSUBACK = const(11)
-PINGREQ = const(12)
-PINGRESP = const(13)
-DISCONNECT = const(14)
+# 3.1.1 section 2.2.1: the control packet types this module writes (all of
+# them, public: mqtt.packet_more).
+_CONNECT = const(1)
+_PINGREQ = const(12)
 
 # 3.1.1 section 2.2.3: four 7-bit groups at most.
-MAX_REMAINING_LENGTH = const(268435455)
-PROTOCOL_LEVEL = const(4)  # 3.1.1 section 3.1.2.2: 3.1.1 is level 4
+_MAX_REMAINING_LENGTH = const(268435455)
+_PROTOCOL_LEVEL = const(4)  # 3.1.1 section 3.1.2.2: 3.1.1 is level 4
 _MAX_FIELD = const(65535)
-_MAX_PACKET_ID = const(65535)
 
-# CONNECT flags (3.1.1 section 3.1.2.3); public, as the broker half reads them.
-CONNECT_CLEAN_SESSION = const(0x02)
-CONNECT_WILL = const(0x04)
-CONNECT_WILL_RETAIN = const(0x20)
-CONNECT_PASSWORD = const(0x40)
-CONNECT_USERNAME = const(0x80)
+# CONNECT flags (3.1.1 section 3.1.2.3).
+_CONNECT_CLEAN_SESSION = const(0x02)
+_CONNECT_WILL = const(0x04)
+_CONNECT_WILL_RETAIN = const(0x20)
+_CONNECT_PASSWORD = const(0x40)
+_CONNECT_USERNAME = const(0x80)
 
 # Variable header of CONNECT: 00 04 'M' 'Q' 'T' 'T' level flags keepalive(2).
 _CONNECT_HEADER_LENGTH = const(10)
@@ -70,7 +61,7 @@ def remaining_length_size(remaining_length):
 def encode_remaining_length(buf, offset, remaining_length):
     """Writes the variable-length remaining length (3.1.1 section 2.2.3),
     least significant 7 bits first; returns the bytes written (1..4)."""
-    if remaining_length < 0 or remaining_length > MAX_REMAINING_LENGTH:
+    if remaining_length < 0 or remaining_length > _MAX_REMAINING_LENGTH:
         from mqtt.error_text import remaining_length_out_of_range
 
         raise remaining_length_out_of_range(remaining_length)
@@ -88,20 +79,6 @@ def _check_fits(buf, offset, size, name):
         from mqtt.error_text import does_not_fit
 
         raise does_not_fit(name, size, offset, len(buf))
-
-
-def _name(packet_type):
-    from mqtt.packet_in import PACKET_NAMES
-
-    return PACKET_NAMES[packet_type]
-
-
-def _check_packet_id(packet_id, name):
-    # 3.1.1 section 2.3.1: packet identifiers are nonzero 16-bit ints.
-    if packet_id < 1 or packet_id > _MAX_PACKET_ID:
-        from mqtt.error_text import bad_packet_id
-
-        raise bad_packet_id(name, packet_id)
 
 
 def _check_qos(qos, what):
@@ -136,7 +113,7 @@ def _put_header(buf, offset, first_byte, remaining_length):
 
 
 def _packet_size(remaining_length, name):
-    if remaining_length > MAX_REMAINING_LENGTH:
+    if remaining_length > _MAX_REMAINING_LENGTH:
         from mqtt.error_text import remaining_length_too_long
 
         raise remaining_length_too_long(name, remaining_length)
@@ -167,7 +144,7 @@ def encode_connect(
         from mqtt.error_text import bad_keepalive_s
 
         raise bad_keepalive_s(keepalive_s)
-    flags = CONNECT_CLEAN_SESSION if clean_session else 0
+    flags = _CONNECT_CLEAN_SESSION if clean_session else 0
     remaining = _CONNECT_HEADER_LENGTH + 2 + len(client_id)
     if will_topic is None:
         # 3.1.1 section 3.1.2.5-3.1.2.7: no will, so no will QoS, retain or message.
@@ -179,9 +156,9 @@ def encode_connect(
         will_topic = checked(will_topic, TOPIC_NAME, "will_topic")
         will_payload = _binary(b"" if will_payload is None else will_payload, "will_payload")
         _check_qos(will_qos, "will_qos")
-        flags |= CONNECT_WILL | (will_qos << 3)
+        flags |= _CONNECT_WILL | (will_qos << 3)
         if will_retain:
-            flags |= CONNECT_WILL_RETAIN
+            flags |= _CONNECT_WILL_RETAIN
         remaining += 4 + len(will_topic) + len(will_payload)
     if username is None:
         # 3.1.1 section 3.1.2.9: if the User Name Flag is 0, the Password Flag MUST be 0.
@@ -191,17 +168,17 @@ def encode_connect(
             raise password_without_username()
     else:
         username = checked(username, STRING, "username")
-        flags |= CONNECT_USERNAME
+        flags |= _CONNECT_USERNAME
         remaining += 2 + len(username)
         if password is not None:
             password = _binary(password, "password")
-            flags |= CONNECT_PASSWORD
+            flags |= _CONNECT_PASSWORD
             remaining += 2 + len(password)
     size = _packet_size(remaining, "CONNECT")
     _check_fits(buf, offset, size, "CONNECT")
-    i = _put_header(buf, offset, CONNECT << 4, remaining)
+    i = _put_header(buf, offset, _CONNECT << 4, remaining)
     i = _put_field(buf, i, b"MQTT")  # 3.1.1 section 3.1.2.1
-    buf[i] = PROTOCOL_LEVEL
+    buf[i] = _PROTOCOL_LEVEL
     buf[i + 1] = flags
     buf[i + 2] = keepalive_s >> 8
     buf[i + 3] = keepalive_s & 0xFF
@@ -265,31 +242,11 @@ def put_publish(buf, offset, limit, first, topic, payload, length, packet_id):
     return size
 
 
-def encode_ack(buf, offset, packet_type, packet_id):
-    """PUBACK, PUBREC, PUBREL, PUBCOMP or UNSUBACK: 4 bytes (3.1.1 sections
-    3.4-3.7, 3.11)."""
-    if packet_type == PUBREL:
-        first = 0x62  # 3.1.1 section 3.6.1: PUBREL's flags are 0b0010
-    elif packet_type == PUBACK or packet_type == PUBREC or packet_type == PUBCOMP or packet_type == UNSUBACK:
-        first = packet_type << 4
-    else:
-        from mqtt.error_text import bad_ack_type
-
-        raise bad_ack_type(packet_type)
-    if packet_id < 1 or packet_id > _MAX_PACKET_ID:
-        _check_packet_id(packet_id, _name(packet_type))
-    if offset < 0 or offset + 4 > len(buf):
-        _check_fits(buf, offset, 4, _name(packet_type))
-    buf[offset] = first
-    buf[offset + 1] = 2
-    buf[offset + 2] = packet_id >> 8
-    buf[offset + 3] = packet_id & 0xFF
-    return 4
-
-
 def _encode_empty(buf, offset, packet_type):
     if offset < 0 or offset + 2 > len(buf):
-        _check_fits(buf, offset, 2, _name(packet_type))
+        from mqtt.packet_more import PACKET_NAMES
+
+        _check_fits(buf, offset, 2, PACKET_NAMES[packet_type])
     buf[offset] = packet_type << 4
     buf[offset + 1] = 0
     return 2
@@ -297,21 +254,16 @@ def _encode_empty(buf, offset, packet_type):
 
 def encode_pingreq(buf, offset):
     """PINGREQ (3.1.1 section 3.12): C0 00."""
-    return _encode_empty(buf, offset, PINGREQ)
-
-
-def encode_disconnect(buf, offset):
-    """DISCONNECT (3.1.1 section 3.14): E0 00."""
-    return _encode_empty(buf, offset, DISCONNECT)
+    return _encode_empty(buf, offset, _PINGREQ)
 
 
 # The decoder, ProtocolError and the encoders kept in other modules, for
 # `from mqtt.packet import ...` (PEP 562's module __getattr__; MicroPython
-# has it too): mqtt.packet_in, loaded when first asked, knows where each is
+# has it too): mqtt.packet_more, loaded when first asked, knows where each is
 # (names as string literals here would take heap).
 def __getattr__(name):
     if name.startswith("__"):  # CPython's import asks for __path__: not one of ours
         raise AttributeError(name)
-    from mqtt import packet_in
+    from mqtt import packet_more
 
-    return packet_in.handed_over(name)
+    return packet_more.handed_over(name)

@@ -28,7 +28,7 @@ try:  # for the type checker: a board has neither module
     from typing import TYPE_CHECKING, Any
 
     if TYPE_CHECKING:
-        from mqtt.packet_in import Packet
+        from mqtt.packet_more import Packet
 except ImportError:
     pass
 
@@ -156,7 +156,7 @@ class Session:
         # never gets one never pays its 8 KB.
         self._inbound_qos2 = None
 
-        # The decoder (mqtt.packet_in) and its record, loaded at the first
+        # The decoder (mqtt.packet_more) and its record, loaded at the first
         # packet receive() does not read itself.
         self._packet = None
         self._decode = None
@@ -502,7 +502,7 @@ class Session:
                 raise not_a_broker(buf, start, end)
             packet = self._packet
             if packet is None:
-                from mqtt.packet_in import Packet, decode
+                from mqtt.packet_more import Packet, decode
 
                 packet = self._packet = Packet()
                 self._decode = decode

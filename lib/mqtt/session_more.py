@@ -6,7 +6,7 @@
 # later calls cost what any method does.
 
 from compat import const
-from mqtt.packet import CONNACK, PINGRESP, PUBACK, PUBLISH, PUBREC, SUBACK, UNSUBACK, encode_ack, encode_disconnect
+from mqtt.packet_more import CONNACK, PINGRESP, PUBACK, PUBLISH, PUBREC, SUBACK, UNSUBACK, encode_ack, encode_disconnect
 from mqtt.topic import validate_topic_name
 
 # Session states (mqtt.session).
@@ -98,7 +98,7 @@ def ack_dropped(self, qos, packet_id):
 
 
 def connack_reason(code):
-    from mqtt.packet_in import CONNACK_REASONS
+    from mqtt.packet_more import CONNACK_REASONS
 
     if 0 <= code < len(CONNACK_REASONS):
         return CONNACK_REASONS[code]

@@ -4,16 +4,8 @@
 # mqtt.packet.encode_subscribe / encode_unsubscribe too.
 
 from compat import const
-from mqtt.packet import (
-    SUBSCRIBE,
-    UNSUBSCRIBE,
-    _check_fits,
-    _check_packet_id,
-    _check_qos,
-    _packet_size,
-    _put_field,
-    _put_header,
-)
+from mqtt.packet import _check_fits, _check_qos, _packet_size, _put_field, _put_header
+from mqtt.packet_more import SUBSCRIBE, UNSUBSCRIBE, _check_packet_id
 from mqtt.topic import TOPIC_FILTER, checked
 
 _FLAGS = const(0x02)  # 3.1.1 sections 3.8.1, 3.10.1: flags 0b0010

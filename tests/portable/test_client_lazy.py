@@ -22,7 +22,7 @@ LAZY = (
     "mqtt.explain",
     "mqtt.client_more",
     "mqtt.errors",
-    "mqtt.packet_in",
+    "mqtt.packet_more",
     "mqtt.session_more",
     "mqtt.error_text",
 )
@@ -121,7 +121,7 @@ def test_publishing_at_qos0_and_qos1_loads_no_module_it_does_not_use():
         client.subscribe("house/kitchen/kitchen-node/set/+", 1)
         client.poll(0)  # its SUBACK: the decoder's first packet
         # The decoder's module raises its errors: they come with it.
-        expected = ["mqtt.subscribe", "mqtt.client_more", "mqtt.errors", "mqtt.packet_in", "mqtt.session_more"]
+        expected = ["mqtt.subscribe", "mqtt.client_more", "mqtt.errors", "mqtt.packet_more", "mqtt.session_more"]
         assert loaded(LAZY) == expected, loaded(LAZY)
         client.publish(TOPIC, b"22.00", 2)
         assert client.wait_for_acks(1000) and len(acked) == 2
@@ -132,14 +132,14 @@ def test_publishing_at_qos0_and_qos1_loads_no_module_it_does_not_use():
 
 
 def test_the_codecs_other_encoders_are_still_importable_from_mqtt_packet_and_topic():
-    from mqtt import packet_in
+    from mqtt import packet_more
     from mqtt.checked_publish import encode_publish as checked
     from mqtt.packet import Packet, decode, decode_header, encode_publish, encode_subscribe, encode_unsubscribe
     from mqtt.subscribe import encode_subscribe as subscribe
     from mqtt.topic import topic_matches, topic_matches_at
 
     assert encode_publish is checked and encode_subscribe is subscribe and callable(encode_unsubscribe)
-    assert (Packet, decode, decode_header) == (packet_in.Packet, packet_in.decode, packet_in.decode_header)
+    assert (Packet, decode, decode_header) == (packet_more.Packet, packet_more.decode, packet_more.decode_header)
     assert topic_matches("house/+", "house/kitchen") and topic_matches_at(b"#", b"x", 0, 1)
     try:
         from mqtt.packet import encode_nothing  # noqa: F401

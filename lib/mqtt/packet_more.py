@@ -1,9 +1,11 @@
-# The MQTT 3.1.1 decoder, the client's half: the Packet record and decode()
-# for every packet a broker sends. Loaded at the first packet that the
-# session does not take itself (it reads CONNACK accepted, PUBACK and
-# PINGRESP straight from the receive buffer), so that a node that only
-# publishes at QoS 0 and 1 does not hold it. Reached as mqtt.packet.decode,
-# mqtt.packet.Packet and so on too.
+# The codec's parts (mqtt.packet) a node that publishes at QoS 0 and 1 never
+# runs: the decoder, the client's half (the Packet record and decode() for
+# every packet a broker sends), the acks a client sends (PUBACK, PUBREC,
+# PUBREL, PUBCOMP), DISCONNECT, and the packet types and flags as public
+# names. Loaded at the first packet that the session does not take itself
+# (it reads CONNACK accepted, PUBACK and PINGRESP straight from the receive
+# buffer), or the first of these names asked for. Reached as
+# mqtt.packet.decode, mqtt.packet.PUBLISH and so on too.
 #
 # The decoder fills a reused Packet record with ints: offsets into the
 # receive buffer, never copies. Anything malformed from the peer is a
@@ -14,23 +16,36 @@
 
 from compat import const
 from mqtt.errors import ProtocolError
+from mqtt.packet import _check_fits
 from mqtt.topic import TOPIC_NAME, scan
 
-# 3.1.1 section 2.2.1: the control packet types this module reads (mqtt.packet has them all).
-_CONNECT = const(1)
-_CONNACK = const(2)
-_PUBLISH = const(3)
-_PUBACK = const(4)
-_PUBREC = const(5)
-_PUBREL = const(6)
-_PUBCOMP = const(7)
-_SUBSCRIBE = const(8)
-_SUBACK = const(9)
-_UNSUBSCRIBE = const(10)
-_UNSUBACK = const(11)
-_PINGREQ = const(12)
-_PINGRESP = const(13)
-_DISCONNECT = const(14)
+# 3.1.1 section 2.2.1: control packet types.
+CONNECT = const(1)
+CONNACK = const(2)
+PUBLISH = const(3)
+PUBACK = const(4)
+PUBREC = const(5)
+PUBREL = const(6)
+PUBCOMP = const(7)
+SUBSCRIBE = const(8)
+SUBACK = const(9)
+UNSUBSCRIBE = const(10)
+UNSUBACK = const(11)
+PINGREQ = const(12)
+PINGRESP = const(13)
+DISCONNECT = const(14)
+
+# 3.1.1 section 2.2.3: four 7-bit groups at most.
+MAX_REMAINING_LENGTH = const(268435455)
+PROTOCOL_LEVEL = const(4)  # 3.1.1 section 3.1.2.2: 3.1.1 is level 4
+_MAX_PACKET_ID = const(65535)
+
+# CONNECT flags (3.1.1 section 3.1.2.3), as the broker half reads them.
+CONNECT_CLEAN_SESSION = const(0x02)
+CONNECT_WILL = const(0x04)
+CONNECT_WILL_RETAIN = const(0x20)
+CONNECT_PASSWORD = const(0x40)
+CONNECT_USERNAME = const(0x80)
 
 PACKET_NAMES = (
     "reserved (0)",
@@ -71,10 +86,10 @@ MAX_QOS = const(2)
 _DUP = const(0x08)
 _QOS_MASK = const(0x06)
 _RETAIN = const(0x01)
-_FLAGS_PUBREL = const(0x02)  # _PUBREL, _SUBSCRIBE, _UNSUBSCRIBE
+_FLAGS_PUBREL = const(0x02)  # PUBREL, SUBSCRIBE, UNSUBSCRIBE
 
 # 3.1.1 section 2.2.1: the types only a client sends, one bit each.
-_CLIENT_ONLY = const(1 << _CONNECT | 1 << _SUBSCRIBE | 1 << _UNSUBSCRIBE | 1 << _PINGREQ | 1 << _DISCONNECT)
+_CLIENT_ONLY = const(1 << CONNECT | 1 << SUBSCRIBE | 1 << UNSUBSCRIBE | 1 << PINGREQ | 1 << DISCONNECT)
 
 
 class Packet:
@@ -129,14 +144,14 @@ def decode_header(buf, start, end, packet):
     packet_type = first >> 4
     flags = first & 0x0F
     # 3.1.1 section 2.2.2: flags are fixed for every type but PUBLISH.
-    if packet_type == _PUBLISH:
+    if packet_type == PUBLISH:
         # 3.1.1 section 3.3.1.2: QoS 3 is a protocol violation.
         if flags & _QOS_MASK == _QOS_MASK:
             raise ProtocolError("PUBLISH QoS is 3 (first byte 0x%02x)" % first)
         # 3.1.1 section 3.3.1.1: DUP MUST be 0 for QoS 0.
         if flags & (_DUP | _QOS_MASK) == _DUP:
             raise ProtocolError("PUBLISH QoS 0 has DUP set (first byte 0x%02x)" % first)
-    elif packet_type == _PUBREL or packet_type == _SUBSCRIBE or packet_type == _UNSUBSCRIBE:
+    elif packet_type == PUBREL or packet_type == SUBSCRIBE or packet_type == UNSUBSCRIBE:
         if flags != _FLAGS_PUBREL:
             raise ProtocolError("%s flags must be 0b0010, got 0x%x" % (PACKET_NAMES[packet_type], flags))
     elif packet_type == 0 or packet_type == 15:
@@ -179,9 +194,9 @@ def _packet_id(buf, p, end, name):
 
 def _fixed_remaining_length(packet_type):
     # Remaining length of the fixed-size packets, -1 for the others.
-    if packet_type == _CONNACK or (packet_type >= _PUBACK and packet_type <= _PUBCOMP) or packet_type == _UNSUBACK:
+    if packet_type == CONNACK or (packet_type >= PUBACK and packet_type <= PUBCOMP) or packet_type == UNSUBACK:
         return 2
-    if packet_type >= _PINGREQ:
+    if packet_type >= PINGREQ:
         return 0
     return -1
 
@@ -190,7 +205,7 @@ def decode(buf, start, end, packet, client_only=None):
     """Decodes one packet from buf[start:end] into packet. Returns the bytes
     it takes (packet.length), or -N: incomplete, N more bytes needed (at
     least N while the fixed header itself is incomplete). A packet only a
-    client sends (_CONNECT, _SUBSCRIBE, _UNSUBSCRIBE, _PINGREQ, _DISCONNECT) is a
+    client sends (CONNECT, SUBSCRIBE, UNSUBSCRIBE, PINGREQ, DISCONNECT) is a
     ProtocolError: a client never receives one (mqtt.broker_codec.decode
     decodes them)."""
     if start < 0 or start > end or end > len(buf):
@@ -212,14 +227,14 @@ def decode(buf, start, end, packet, client_only=None):
     packet.clear()
     p = start + header_length
     end = start + length
-    if packet_type == _PUBLISH:
+    if packet_type == PUBLISH:
         _decode_publish(buf, p, end, packet)
     elif fixed == 2:
-        if packet_type == _CONNACK:
+        if packet_type == CONNACK:
             _decode_connack(buf, p, packet)
         else:
             packet.packet_id = _packet_id(buf, p, end, PACKET_NAMES[packet_type])
-    elif packet_type == _SUBACK:
+    elif packet_type == SUBACK:
         _decode_suback(buf, p, end, packet)
     elif _CLIENT_ONLY >> packet_type & 1:
         # 3.1.1 section 2.2.1: only a client sends these. The broker half of
@@ -282,7 +297,7 @@ def _decode_connack(buf, p, packet):
 def _decode_suback(buf, p, end, packet):
     packet.packet_id = _packet_id(buf, p, end, "SUBACK")
     p += 2
-    # 3.1.1 section 3.9.3: one return code per filter (a _SUBSCRIBE has at least one).
+    # 3.1.1 section 3.9.3: one return code per filter (a SUBSCRIBE has at least one).
     if p >= end:
         raise ProtocolError("SUBACK has no return codes")
     packet.codes_start = p
@@ -294,9 +309,73 @@ def _decode_suback(buf, p, end, packet):
         p += 1
 
 
+# ---- what a node that only publishes at QoS 0 and 1 never sends ----------------
+
+
+def _check_packet_id(packet_id, name):
+    # 3.1.1 section 2.3.1: packet identifiers are nonzero 16-bit ints.
+    if packet_id < 1 or packet_id > _MAX_PACKET_ID:
+        from mqtt.error_text import bad_packet_id
+
+        raise bad_packet_id(name, packet_id)
+
+
+def encode_ack(buf, offset, packet_type, packet_id):
+    """PUBACK, PUBREC, PUBREL, PUBCOMP or UNSUBACK: 4 bytes (3.1.1 sections
+    3.4-3.7, 3.11)."""
+    if packet_type == PUBREL:
+        first = 0x62  # 3.1.1 section 3.6.1: PUBREL's flags are 0b0010
+    elif packet_type == PUBACK or packet_type == PUBREC or packet_type == PUBCOMP or packet_type == UNSUBACK:
+        first = packet_type << 4
+    else:
+        from mqtt.error_text import bad_ack_type
+
+        raise bad_ack_type(packet_type)
+    if packet_id < 1 or packet_id > _MAX_PACKET_ID:
+        _check_packet_id(packet_id, PACKET_NAMES[packet_type])
+    if offset < 0 or offset + 4 > len(buf):
+        _check_fits(buf, offset, 4, PACKET_NAMES[packet_type])
+    buf[offset] = first
+    buf[offset + 1] = 2
+    buf[offset + 2] = packet_id >> 8
+    buf[offset + 3] = packet_id & 0xFF
+    return 4
+
+
+def encode_disconnect(buf, offset):
+    """DISCONNECT (3.1.1 section 3.14): E0 00."""
+    if offset < 0 or offset + 2 > len(buf):
+        _check_fits(buf, offset, 2, "DISCONNECT")
+    buf[offset] = DISCONNECT << 4
+    buf[offset + 1] = 0
+    return 2
+
+
 # What mqtt.packet hands over (its __getattr__ calls this): the decoder's
-# names from here, the other encoders from their modules.
-_DECODER_NAMES = (
+# names, the packet types and flags and the encoders above from here, the
+# other encoders from their modules.
+_HANDED_OVER = (
+    "CONNECT",
+    "CONNACK",
+    "PUBLISH",
+    "PUBACK",
+    "PUBREC",
+    "PUBREL",
+    "PUBCOMP",
+    "SUBSCRIBE",
+    "SUBACK",
+    "UNSUBSCRIBE",
+    "UNSUBACK",
+    "PINGREQ",
+    "PINGRESP",
+    "DISCONNECT",
+    "MAX_REMAINING_LENGTH",
+    "PROTOCOL_LEVEL",
+    "CONNECT_CLEAN_SESSION",
+    "CONNECT_WILL",
+    "CONNECT_WILL_RETAIN",
+    "CONNECT_PASSWORD",
+    "CONNECT_USERNAME",
     "Packet",
     "decode",
     "decode_header",
@@ -307,11 +386,14 @@ _DECODER_NAMES = (
     "ProtocolError",
     "_packet_id",
     "_fixed_remaining_length",
+    "encode_ack",
+    "encode_disconnect",
+    "_check_packet_id",
 )
 
 
 def handed_over(name):
-    if name in _DECODER_NAMES:
+    if name in _HANDED_OVER:
         return globals()[name]
     if name == "encode_publish":
         from mqtt.checked_publish import encode_publish
