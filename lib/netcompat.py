@@ -2,8 +2,9 @@
 # differ between CPython and MicroPython. Only the modules that do I/O
 # (mqtt.transport, dns, sntp) import it; compat has the rest. What a
 # connection without TLS never needs (TLS contexts, wrapping, PEM) is in
-# nettls, loaded when first asked for (`from netcompat import tls_context`
-# still works: __getattr__ at the bottom); CPython's socket helpers are in
+# nettls, loaded when first asked for
+# (`from netcompat import tls_context` still works: __getattr__ at the
+# bottom); CPython's socket helpers are in
 # netcompat_cpython, so that a board does not hold their code.
 
 # MicroPython streams have write(buf, off, n) and readinto(buf, n), which
@@ -49,17 +50,6 @@ else:  # MicroPython
         return False
 
 
-_ETIMEDOUT = (110, 116, 60)  # Linux, lwIP (ESP32, RP2040), BSD/macOS
-
-
-def is_timeout(error):
-    """True for a socket timeout on any runtime (CPython raises TimeoutError
-    without an errno; MicroPython raises OSError(ETIMEDOUT))."""
-    if error.__class__.__name__ == "TimeoutError":
-        return True
-    return bool(error.args) and error.args[0] in _ETIMEDOUT
-
-
 def set_nodelay(sock):
     # Nagle would hold a small PUBLISH back until the previous one is acked.
     try:
@@ -69,10 +59,12 @@ def set_nodelay(sock):
 
 
 # tls_context, tls_wrap, is_tls_error: in nettls, loaded when first asked for
-# (PEP 562's module __getattr__; MicroPython has it too).
+# (PEP 562's module __getattr__; MicroPython has it too). Names as string
+# literals would take heap: whatever this module lacks is looked up there.
+# (is_timeout, asked only once something failed, is in mqtt.errors.)
 def __getattr__(name):
-    if name == "tls_context" or name == "tls_wrap" or name == "is_tls_error":
-        import nettls
+    if name.startswith("__"):  # CPython's import asks for __path__: not one of ours
+        raise AttributeError(name)
+    import nettls
 
-        return getattr(nettls, name)
-    raise AttributeError(name)
+    return getattr(nettls, name)

@@ -41,12 +41,22 @@ class TLSError(OSError):
     (or its lack of one), or the two ends agreed on nothing."""
 
 
+_ETIMEDOUT = (110, 116, 60)  # Linux, lwIP (ESP32, RP2040), BSD/macOS
+
+
+def is_timeout(error):
+    """True for a socket timeout on any runtime (CPython raises TimeoutError
+    without an errno; MicroPython raises OSError(ETIMEDOUT)). Here, with
+    the errors, since only a failure asks."""
+    if error.__class__.__name__ == "TimeoutError":
+        return True
+    return bool(error.args) and error.args[0] in _ETIMEDOUT
+
+
 def with_context(error, step):
     """The OSError to raise for `error` in `step` (a TCP connect, a TLS
     handshake): which step failed, with its errno, since callers branch on
     it; a timeout is an MQTTTimeout."""
-    from netcompat import is_timeout
-
     if isinstance(error, MQTTTimeout):
         return error
     if is_timeout(error):

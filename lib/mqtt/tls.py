@@ -3,8 +3,7 @@
 # ssl_context, so that a node without TLS does not hold it.
 
 from compat import const, mem_free
-from mqtt.errors import MQTTTimeout, TLSError, with_context
-from netcompat import is_timeout
+from mqtt.errors import MQTTTimeout, TLSError, is_timeout, with_context
 from nettls import is_tls_error, tls_wrap
 
 # The TLS handshake's deadline, as MQTTClient._time_left numbers it.
