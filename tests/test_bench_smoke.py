@@ -88,7 +88,6 @@ def test_bench_quick_reports_every_figure_with_zero_allocation_per_publish(tmp_p
         for key in [k for k in run if k.startswith("arrival")]:
             assert run[key]["arrived"] == run[key]["count"]  # every QoS 0 message reached the subscriber
     assert set(results["board_sizes"]["ours"]) >= {
-        "backoff.py",
         "compat.py",
         "mqtt/__init__.py",
         "mqtt/client.py",

@@ -115,8 +115,11 @@ def secrets_help(secrets_path):
 
 
 # Modules of lib/ that only the host's tests and tools import: the broker's
-# half of the codec. A board never loads them, so its flash need not hold them.
-HOST_ONLY = ("mqtt/broker_codec.py", "ota/manifest_text.py")
+# half of the codec, the OTA manifest writer (tools/ota.py), and CPython's
+# stand-ins for what MicroPython has built in (compat and netcompat load
+# them only where those are missing). A board never loads them, so its
+# flash need not hold them.
+HOST_ONLY = ("mqtt/broker_codec.py", "ota/manifest_text.py", "compat_cpython.py", "netcompat_cpython.py")
 
 
 def compile_lib(arch, root=ROOT, build_dir=None):

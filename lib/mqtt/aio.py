@@ -36,7 +36,7 @@ class AsyncClient:
     async def publish(self, topic, payload, qos=0, retain=False, timeout_ms=10000):
         """Publish; when the in-flight table is full, waits (letting other
         tasks run) up to timeout_ms for room, then raises InflightFull."""
-        from mqtt.client import InflightFull
+        from mqtt.errors import InflightFull
 
         client = self.client
         if qos and client.session.inflight_free() == 0:

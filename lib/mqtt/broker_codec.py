@@ -8,8 +8,10 @@
 # input, ProtocolError for anything malformed from the peer.
 
 from compat import const
+from mqtt.errors import ProtocolError
 from mqtt.explain import describe, show
-from mqtt.packet import (
+from mqtt.packet import _check_fits, _encode_empty, _packet_size, _put_header
+from mqtt.packet_more import (
     CONNACK,
     CONNACK_REASONS,
     CONNECT,
@@ -27,15 +29,10 @@ from mqtt.packet import (
     SUBSCRIBE,
     UNSUBSCRIBE,
     Packet,
-    ProtocolError,
-    _check_fits,
     _check_packet_id,
-    _encode_empty,
     _packet_id,
-    _packet_size,
-    _put_header,
 )
-from mqtt.packet import decode as _client_decode
+from mqtt.packet_more import decode as _client_decode
 from mqtt.subscribe import _nonempty_sequence
 from mqtt.topic import STRING, TOPIC_FILTER, TOPIC_NAME, scan
 

@@ -5,7 +5,8 @@
 # Reached as mqtt.packet.encode_publish too.
 
 from compat import const
-from mqtt.packet import MAX_REMAINING_LENGTH, _check_fits, put_publish, remaining_length_size
+from mqtt.packet import _check_fits, put_publish, remaining_length_size
+from mqtt.packet_more import MAX_REMAINING_LENGTH
 
 _MAX_FIELD = const(65535)
 _MAX_PACKET_ID = const(65535)

@@ -7,48 +7,23 @@
 #
 # What only some nodes need loads when first used: TLS (mqtt.tls) at the
 # first connect with an ssl_context, SUBSCRIBE and UNSUBSCRIBE
-# (mqtt.subscribe), QoS 2 (mqtt.qos2) at the first QoS 2 packet.
+# (mqtt.subscribe), QoS 2 (mqtt.qos2) at the first QoS 2 packet, the
+# methods a publishing node calls seldom or never (will_set, subscribe,
+# unsubscribe, disconnect, abort, start_reconnecting, loop_forever: in
+# mqtt.client_more, put on the class at their first call), the exceptions
+# (mqtt.errors) when first raised, and Message at the first one delivered.
 
-from backoff import Backoff
-from compat import sleep_ms, ticks_add, ticks_diff, ticks_ms
+from compat import const, sleep_ms, ticks_add, ticks_diff, ticks_ms
 
 try:  # for the type checker: a board has neither module
     from collections.abc import Callable
-    from typing import Any
+    from typing import TYPE_CHECKING, Any
+
+    if TYPE_CHECKING:
+        from mqtt.client_more import Message
 except ImportError:
     pass
-from mqtt.packet import PUBLISH, Packet, ProtocolError, decode_header
-from mqtt.session import CONNECTED, ConnectRefused, KeepaliveTimeout, Session
-
-
-class MQTTTimeout(OSError):
-    """A step with a deadline (connect, CONNACK, a write) did not finish in time."""
-
-
-class NotConnected(OSError):
-    """A QoS 0 publish, subscribe or unsubscribe while the link is down."""
-
-
-class InflightFull(OSError):
-    """The in-flight table stayed full for the whole publish timeout."""
-
-
-class TLSError(OSError):
-    """The TLS handshake failed: the broker's certificate did not verify
-    (untrusted CA, wrong name), the broker refused the client's certificate
-    (or its lack of one), or the two ends agreed on nothing."""
-
-
-class Message:
-    """An incoming PUBLISH, as paho's on_message receives it."""
-
-    def __init__(self, topic, payload, qos, retain, dup):
-        self.topic = topic
-        self.payload = payload
-        self.qos = qos
-        self.retain = retain
-        self.dup = dup
-
+from mqtt.session import CONNECTED, Session
 
 _STAGE_SIZE = 128
 # A board's ticks_add refuses 2**29 ms (6.2 days) or more: the longest
@@ -56,9 +31,20 @@ _STAGE_SIZE = 128
 _LONGEST_WAIT_MS = (1 << 29) - 1
 
 
-def _wait_ms(name, value):
+# The waits _wait_ms checks, by number (mqtt.errors names them).
+_CONNECT_TIMEOUT = const(0)
+_IO_TIMEOUT = const(1)
+_PUBLISH_TIMEOUT = const(2)
+_TIMEOUT = const(3)  # wait_for_acks' timeout_ms
+# What a deadline within connect() is for, by number (mqtt.errors says it in words).
+_NO_CONNACK = const(0)
+
+
+def _wait_ms(which, value):
     if not isinstance(value, int) or not 0 < value <= _LONGEST_WAIT_MS:
-        raise ValueError("%s must be 1 to %d ms (a board's ticks limit), got %r" % (name, _LONGEST_WAIT_MS, value))
+        from mqtt.error_text import bad_wait
+
+        raise bad_wait(which, value, _LONGEST_WAIT_MS)
     return value
 
 
@@ -115,9 +101,9 @@ class MQTTClient:
         self.ssl_context = ssl_context
         self.server_hostname = server_hostname if server_hostname is not None else host
         self.userdata = userdata
-        self.connect_timeout_ms = _wait_ms("connect_timeout_ms", connect_timeout_ms)
-        self.io_timeout_ms = _wait_ms("io_timeout_ms", io_timeout_ms)
-        self.publish_timeout_ms = _wait_ms("publish_timeout_ms", publish_timeout_ms)
+        self.connect_timeout_ms = _wait_ms(_CONNECT_TIMEOUT, connect_timeout_ms)
+        self.io_timeout_ms = _wait_ms(_IO_TIMEOUT, io_timeout_ms)
+        self.publish_timeout_ms = _wait_ms(_PUBLISH_TIMEOUT, publish_timeout_ms)
         # max_packet bounds a QoS 1/2 PUBLISH, tx_size a QoS 0 one (and a
         # batch of them); inflight_bytes is the pool the unacknowledged
         # QoS 1/2 messages share (0: up to 4 of max_packet).
@@ -135,10 +121,17 @@ class MQTTClient:
         )
         session.on_message = self._deliver
         session.on_ack = self._acked
-        session.on_suback = self._subacked
-        session.on_unsuback = self._unsubacked
         session.on_downgrade = self._downgraded
-        self.backoff = Backoff(reconnect_min_ms, reconnect_max_ms)
+        # The reconnect backoff (backoff.Backoff) is made at the first
+        # reconnect: a node whose link holds never loads it.
+        if not 0 < reconnect_min_ms <= reconnect_max_ms:
+            from backoff import Backoff
+
+            Backoff(reconnect_min_ms, reconnect_max_ms)  # raises the ValueError that names both
+        self.backoff = None
+        self._reconnect_min_ms = reconnect_min_ms
+        # As Backoff caps it: the longest step a board's ticks_add takes.
+        self._reconnect_max_ms = reconnect_max_ms if reconnect_max_ms < _LONGEST_WAIT_MS else _LONGEST_WAIT_MS
         # When False, QoS 0 publishes collect in the transmit buffer and go
         # out as one write at the next poll() or flush(): a batch of readings.
         self.autoflush = True
@@ -161,9 +154,6 @@ class MQTTClient:
     @property
     def connected(self):
         return self.session.state == CONNECTED
-
-    def will_set(self, topic, payload, qos=0, retain=False):
-        self.session.will_set(topic, payload, qos, retain)
 
     def connect(self):
         """Open the link and wait for CONNACK. connect_timeout_ms bounds the
@@ -188,7 +178,7 @@ class MQTTClient:
             try:
                 self._flush()
                 while session.state != CONNECTED:
-                    self._read(self._time_left(deadline, "no CONNACK from"))
+                    self._read(self._time_left(deadline, _NO_CONNACK))
             except OSError as e:
                 if self.ssl_context is None:
                     raise
@@ -206,18 +196,21 @@ class MQTTClient:
             self.last_error = e
             raise
         self.connects += 1
-        self.backoff.reset()
+        if self.backoff is not None:
+            self.backoff.reset()
         self._reconnect_due = False
         if self.on_connect is not None:
             self.on_connect(self, self.userdata, session.session_present)
         return session.session_present
 
-    def _time_left(self, deadline, what):
+    def _time_left(self, deadline, step):
+        """ms left before the connect deadline; MQTTTimeout naming the step
+        (a number: mqtt.errors says it in words) once it has passed."""
         left = ticks_diff(deadline, ticks_ms())
         if left <= 0:
-            raise MQTTTimeout(
-                "%s %s:%d within the %d ms connect deadline" % (what, self.host, self.port, self.connect_timeout_ms)
-            )
+            from mqtt.error_text import connect_deadline
+
+            raise connect_deadline(self, step)
         return left
 
     def _open(self, deadline):
@@ -233,24 +226,6 @@ class MQTTClient:
             self._stream.close()
         self._stream = None
 
-    def disconnect(self):
-        """Clean DISCONNECT: the broker discards the last will."""
-        if self.connected:
-            self.session.disconnect()
-            try:
-                self._flush()
-            except OSError:
-                pass
-        self._close()
-        self.session.connection_lost()
-        self._reconnect_due = False
-
-    def abort(self, error):
-        """Drop the link without DISCONNECT (the broker then sends the will),
-        e.g. when Wi-Fi is known to be down; poll() reconnects later."""
-        if self._stream is not None or self.connected:
-            self._drop(error)
-
     def _drop(self, error):
         """The link failed: close it and schedule a reconnect."""
         self._close()
@@ -262,7 +237,12 @@ class MQTTClient:
             self.on_disconnect(self, self.userdata, error)
 
     def _schedule_reconnect(self):
-        self._reconnect_at = ticks_add(ticks_ms(), self.backoff.next_ms())
+        backoff = self.backoff
+        if backoff is None:
+            from backoff import Backoff
+
+            backoff = self.backoff = Backoff(self._reconnect_min_ms, self._reconnect_max_ms)
+        self._reconnect_at = ticks_add(ticks_ms(), backoff.next_ms())
         self._reconnect_due = True
 
     def reconnect_in_ms(self):
@@ -272,7 +252,7 @@ class MQTTClient:
         left = ticks_diff(self._reconnect_at, ticks_ms())
         # Further ahead than any backoff step: it was scheduled 2**29 ms or
         # more ago (nobody polled), and ticks_diff reads it on the far side.
-        return 0 if left <= 0 or left > self.backoff.max_ms else left
+        return 0 if left <= 0 or left > self._reconnect_max_ms else left
 
     # ---- the loop ------------------------------------------------------
 
@@ -297,7 +277,11 @@ class MQTTClient:
             if session.out_count:
                 self._flush()  # acks for what was read
             return wait
-        except (OSError, ProtocolError, KeepaliveTimeout) as e:
+        except Exception as e:
+            from mqtt.errors import KeepaliveTimeout, ProtocolError
+
+            if not isinstance(e, (OSError, ProtocolError, KeepaliveTimeout)):
+                raise
             self._drop(e)
             return self.reconnect_in_ms()
 
@@ -314,32 +298,21 @@ class MQTTClient:
                 return left
         try:
             self.connect()
-        except (OSError, ProtocolError, ConnectRefused) as e:
-            self._handle_failed_connect(e)
+        except Exception as e:
+            from mqtt.errors import ConnectRefused, ProtocolError
+
+            if not isinstance(e, (OSError, ProtocolError, ConnectRefused)):
+                raise
+            self.last_error = e
+            self._schedule_reconnect()
+            if self.on_disconnect is not None:
+                self.on_disconnect(self, self.userdata, e)
         return 0 if self.connected else self.reconnect_in_ms()
-
-    def _handle_failed_connect(self, error):
-        self.last_error = error
-        self._schedule_reconnect()
-        if self.on_disconnect is not None:
-            self.on_disconnect(self, self.userdata, error)
-
-    def start_reconnecting(self):
-        """Make poll() keep trying to connect, with backoff, from now on
-        (the first connect after power-up is treated as a reconnect)."""
-        if not self.connected:
-            self._reconnect_at = ticks_ms()
-            self._reconnect_due = True
-
-    def loop_forever(self, timeout_ms=1000):
-        self.start_reconnecting()
-        while True:
-            self.poll(timeout_ms)
 
     def wait_for_acks(self, timeout_ms):
         """Poll until every QoS 1/2 message is acknowledged. Returns True
         if they all were within timeout_ms."""
-        deadline = ticks_add(ticks_ms(), _wait_ms("timeout_ms", timeout_ms))
+        deadline = ticks_add(ticks_ms(), _wait_ms(_TIMEOUT, timeout_ms))
         session = self.session
         while session.inflight_count():
             left = ticks_diff(deadline, ticks_ms())
@@ -358,7 +331,9 @@ class MQTTClient:
         InflightFull. Bad topic, QoS or size raise ValueError."""
         session = self.session
         if not qos and session.state != CONNECTED:
-            raise NotConnected("not connected: a QoS 0 message cannot wait")
+            from mqtt.error_text import qos0_not_connected
+
+            raise qos0_not_connected()
         packet_id = session.publish(topic, payload, qos, retain, ticks_ms(), payload_len)
         if packet_id < 0:
             packet_id = self._publish_when_room(topic, payload, qos, retain, payload_len)
@@ -381,13 +356,14 @@ class MQTTClient:
             else:
                 left = ticks_diff(deadline, ticks_ms())
                 if left <= 0:
-                    raise InflightFull(
-                        "in-flight table full: %d messages unacknowledged for %d ms"
-                        % (session.inflight_count(), self.publish_timeout_ms)
-                    )
+                    from mqtt.error_text import inflight_full
+
+                    raise inflight_full(session.inflight_count(), self.publish_timeout_ms)
                 self.poll(left)
             if not qos and session.state != CONNECTED:
-                raise NotConnected("not connected: a QoS 0 message cannot wait")
+                from mqtt.error_text import qos0_not_connected
+
+                raise qos0_not_connected()
             packet_id = session.publish(topic, payload, qos, retain, ticks_ms(), payload_len)
             if packet_id >= 0:
                 return packet_id
@@ -428,31 +404,13 @@ class MQTTClient:
                     deadline = ticks_add(ticks_ms(), self.io_timeout_ms)
                 left = ticks_diff(deadline, ticks_ms())
                 if left <= 0:
-                    raise MQTTTimeout("socket write blocked for %d ms" % self.io_timeout_ms)
+                    from mqtt.error_text import write_blocked
+
+                    raise write_blocked(self.io_timeout_ms)
                 stream.wait_writable(left)
                 continue
             offset += n
             length -= n
-
-    def subscribe(self, topic, qos=0):
-        """Subscribe to one filter, or a list of (filter, qos). Returns the
-        packet id; the result arrives at on_subscribe."""
-        if not self.connected:
-            raise NotConnected("not connected: cannot subscribe to %r" % (topic,))
-        subscriptions = topic if isinstance(topic, list) else [(topic, qos)]
-        packet_id = self.session.subscribe(subscriptions, ticks_ms())
-        self.flush()
-        return packet_id
-
-    def unsubscribe(self, topic):
-        """Unsubscribe from one filter, or a list of them. Returns the packet
-        id; the broker's UNSUBACK arrives at on_unsubscribe."""
-        if not self.connected:
-            raise NotConnected("not connected: cannot unsubscribe from %r" % (topic,))
-        filters = topic if isinstance(topic, list) else [topic]
-        packet_id = self.session.unsubscribe(filters, ticks_ms())
-        self.flush()
-        return packet_id
 
     # ---- input ---------------------------------------------------------
 
@@ -476,7 +434,9 @@ class MQTTClient:
             if n is None:
                 return
             if n == 0:
-                raise OSError("connection closed by the broker")
+                from mqtt.error_text import closed_by_broker
+
+                raise closed_by_broker()
         else:
             # A partial packet waits at the front. MicroPython's readinto has
             # no offset, and a memoryview slice would allocate, so read into
@@ -511,28 +471,10 @@ class MQTTClient:
     def _read_into_stage(self, length):
         n = self._stream.readinto(self._stage, length)
         if n == 0:
-            raise OSError("connection closed by the broker")
-        return n or 0
+            from mqtt.error_text import closed_by_broker
 
-    def _check_oversize(self):
-        # The receive buffer is full and holds no whole packet: one larger
-        # than the buffer is drained and counted, never handled by growing
-        # the buffer (the peer picks its length). Its start is in the buffer,
-        # so a PUBLISH's packet id is too.
-        rx = self._rx
-        header = Packet()
-        if decode_header(rx, 0, len(rx), header) <= 0 or header.length <= len(rx):
-            return
-        if header.type == PUBLISH and header.flags & 0x06:
-            # 3.1.1 section 4.3: acknowledge it anyway, or the broker resends
-            # it at every reconnect and holds back everything after it.
-            at = header.header_length
-            id_at = at + 2 + ((rx[at] << 8) | rx[at + 1])
-            if id_at + 2 <= len(rx):
-                self.session.ack_dropped((header.flags >> 1) & 3, (rx[id_at] << 8) | rx[id_at + 1])
-        self._drain = header.length - len(rx)
-        self._rx_length = 0
-        self.oversize_dropped += 1
+            raise closed_by_broker()
+        return n or 0
 
     def _log(self, message):
         if self.on_log is not None:
@@ -541,26 +483,44 @@ class MQTTClient:
     # ---- session hooks -------------------------------------------------
 
     def _deliver(self, buf, packet):
-        if self.on_message is None:
-            return
-        topic = str(bytes(buf[packet.topic_start : packet.topic_start + packet.topic_length]), "utf-8")
-        payload = bytes(buf[packet.payload_start : packet.payload_start + packet.payload_length])
-        self.on_message(self, self.userdata, Message(topic, payload, packet.qos, bool(packet.retain), bool(packet.dup)))
+        if self.on_message is not None:
+            from mqtt.client_more import deliver
+
+            deliver(self, buf, packet)
 
     def _acked(self, packet_id):
         if self.on_publish is not None:
             self.on_publish(self, self.userdata, packet_id)
 
     def _downgraded(self):
-        self._log(
-            "%s:%d answered a QoS 2 PUBLISH with PUBACK: it does not do QoS 2, so QoS 2 messages "
-            "complete as QoS 1 there (at least once, not exactly once)" % (self.host, self.port)
-        )
+        from mqtt.client_more import log_downgrade
 
-    def _subacked(self, packet_id, buf, start, count):
-        if self.on_subscribe is not None:
-            self.on_subscribe(self, self.userdata, packet_id, tuple(buf[start : start + count]))
+        log_downgrade(self)
 
-    def _unsubacked(self, packet_id):
-        if self.on_unsubscribe is not None:
-            self.on_unsubscribe(self, self.userdata, packet_id)
+    def __getattr__(self, name) -> "Any":
+        # The methods in mqtt.client_more: loaded at the first call of one,
+        # each put on the class when first asked for.
+        from mqtt import client_more
+
+        if name not in client_more.METHODS:
+            raise AttributeError(name)
+        method = getattr(client_more, name)
+        setattr(MQTTClient, name, method)
+        return getattr(self, name)
+
+
+# The exceptions, and Message, for `from mqtt.client import ...`: loaded
+# when first asked for (PEP 562's module __getattr__; MicroPython has it too).
+def __getattr__(name) -> "Any":
+    if name == "Message":
+        from mqtt.client_more import Message
+
+        return Message
+    # The exceptions (MQTTTimeout, NotConnected, InflightFull, TLSError,
+    # ConnectRefused, KeepaliveTimeout): names as string literals would take
+    # heap, so whatever else this module lacks is looked up in mqtt.errors.
+    if name.startswith("__"):  # CPython's import asks for __path__: not one of ours
+        raise AttributeError(name)
+    from mqtt import errors
+
+    return getattr(errors, name)

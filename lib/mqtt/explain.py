@@ -11,6 +11,16 @@ _PLUS = const(0x2B)  # '+'
 _SHOW_MAX = const(60)
 
 
+def empty(what):
+    """The ValueError for an empty topic name or filter (3.1.1 section 4.7.3)."""
+    return ValueError("%s is empty" % what)
+
+
+def too_long(what, n, value):
+    """The ValueError for a string over 65535 bytes (3.1.1 section 1.5.3)."""
+    return ValueError("%s is %d bytes, more than 65535: %s" % (what, n, show(value)))
+
+
 def describe(buf, index, start, rules):
     """What is wrong at buf[index], for an error message about the string
     starting at buf[start] that scan() stopped at."""

@@ -5,7 +5,7 @@
 # Functions of a Session (mqtt.session), on its in-flight ring and queues.
 
 from compat import const
-from mqtt.packet import PUBCOMP, PUBREC, PUBREL, encode_ack
+from mqtt.packet_more import PUBCOMP, PUBREC, PUBREL, encode_ack
 from mqtt.session import AWAIT_PUBCOMP, AWAIT_PUBREC
 
 # Incoming QoS 2 ids awaiting PUBREL, one bit per packet id: 3.1.1 (sections

@@ -13,32 +13,22 @@
 # message goes after the newest, and room comes back from the oldest. A
 # broker acknowledges in that order (3.1.1 section 4.6), so the entry an
 # ack names is the oldest one: found at the first look. QoS 2's later steps
-# are in mqtt.qos2, loaded at the first QoS 2 packet either way.
+# are in mqtt.qos2, loaded at the first QoS 2 packet either way; what a
+# publishing node calls seldom or never (the last will, DISCONNECT,
+# SUBSCRIBE, UNSUBSCRIBE, and every packet the general decoder takes) is in
+# mqtt.session_more, put on the class at its first call; the exceptions are
+# in mqtt.errors, made when first raised.
 
 from compat import const, ticks_add, ticks_diff
-from mqtt.packet import (
-    CONNACK,
-    CONNACK_REASONS,
-    PINGRESP,
-    PUBACK,
-    PUBLISH,
-    PUBREC,
-    SUBACK,
-    UNSUBACK,
-    Packet,
-    ProtocolError,
-    decode,
-    encode_ack,
-    encode_connect,
-    encode_disconnect,
-    encode_pingreq,
-    put_publish,
-)
+from mqtt.packet import encode_connect, encode_pingreq, put_publish
 from mqtt.topic import validate_topic_name
 
 try:  # for the type checker: a board has neither module
     from collections.abc import Callable
-    from typing import Any
+    from typing import TYPE_CHECKING, Any
+
+    if TYPE_CHECKING:
+        from mqtt.packet_more import Packet
 except ImportError:
     pass
 
@@ -60,6 +50,7 @@ _PUBLISH_BYTE = const(0x30)  # 3.1.1 section 3.3.1: type 3, then DUP, QoS, RETAI
 _PUBACK_BYTE = const(0x40)  # 3.1.1 section 3.4.1
 _MAX_PACKET_ID = const(65535)
 _CONNACK_BYTE = const(0x20)
+_PINGRESP_BYTE = const(0xD0)  # 3.1.1 section 3.13
 _CHECKED_TOPICS = const(8)
 # Extra output segments beyond two per in-flight entry: scratch runs, acks, pings.
 _OUT_SPARE = const(8)
@@ -70,19 +61,6 @@ _POOL_PACKETS = const(4)
 # A board's ticks_add refuses, and its ticks_diff cannot measure, 2^29 ms
 # (6.2 days) or more: a longer retry_ms is waited out in steps this long.
 _LONGEST_WAIT_MS = const(0x1FFFFFFF)
-
-
-class ConnectRefused(Exception):
-    """The broker answered CONNECT with a non-zero CONNACK return code."""
-
-    def __init__(self, return_code, reason):
-        super().__init__("broker refused the connection: %s (CONNACK code %d)" % (reason, return_code))
-        self.return_code = return_code
-        self.reason = reason
-
-
-class KeepaliveTimeout(Exception):
-    """Nothing arrived from the broker within 1.5 x keepalive: the link is dead."""
 
 
 class Session:
@@ -113,18 +91,17 @@ class Session:
         region (the client's tx_size), the largest QoS 0 PUBLISH;
         inflight_bytes: the pool for in-flight messages (0: max_packet times
         inflight_max, at most 4 of them)."""
-        if not 0 <= keepalive_s <= 65535:
-            raise ValueError("keepalive must be 0 to 65535 s, got %r" % (keepalive_s,))
-        if not 1 <= inflight_max <= 1024:
-            raise ValueError("inflight_max must be 1 to 1024, got %r" % (inflight_max,))
-        if max_packet < 16 or scratch_size < 64:
-            raise ValueError("max_packet (%r) must be >= 16 and scratch_size (%r) >= 64" % (max_packet, scratch_size))
         pool = inflight_bytes or max_packet * (inflight_max if inflight_max < _POOL_PACKETS else _POOL_PACKETS)
-        if pool < max_packet:
-            raise ValueError(
-                "inflight_bytes (%d) must hold a message of max_packet (%d bytes): raise inflight_bytes"
-                % (pool, max_packet)
-            )
+        if not (
+            0 <= keepalive_s <= 65535
+            and 1 <= inflight_max <= 1024
+            and max_packet >= 16
+            and scratch_size >= 64
+            and pool >= max_packet
+        ):
+            from mqtt.session_more import refuse_settings
+
+            refuse_settings(keepalive_s, inflight_max, max_packet, scratch_size, pool)
         self.client_id = client_id
         self.keepalive_ms = keepalive_s * 1000
         self.clean_session = clean_session
@@ -179,7 +156,10 @@ class Session:
         # never gets one never pays its 8 KB.
         self._inbound_qos2 = None
 
-        self._packet = Packet()
+        # The decoder (mqtt.packet_more) and its record, loaded at the first
+        # packet receive() does not read itself.
+        self._packet = None
+        self._decode = None
         self.state = DISCONNECTED
         self.session_present = False
         self._next_id = 0
@@ -197,15 +177,6 @@ class Session:
 
     # ---- configuration -------------------------------------------------
 
-    def will_set(self, topic, payload, qos=0, retain=False):
-        validate_topic_name(topic)
-        if qos not in (0, 1, 2):
-            raise ValueError("will qos must be 0, 1 or 2, got %r" % (qos,))
-        self.will_topic = topic
-        self.will_payload = payload
-        self.will_qos = qos
-        self.will_retain = retain
-
     # ---- output queue --------------------------------------------------
 
     def _queue(self, start, length):
@@ -214,7 +185,9 @@ class Session:
             self.out_length[n - 1] += length  # contiguous: one write
             return
         if n == len(self.out_start):
-            raise ValueError("output queue full: the client must write out pending bytes first")
+            from mqtt.error_text import output_queue_full
+
+            raise output_queue_full()
         self.out_start[n] = start
         self.out_length[n] = length
         self.out_count = n + 1
@@ -261,19 +234,19 @@ class Session:
         self._scratch_end = 0
         self._ping_outstanding = False
 
-    def disconnect(self):
-        n = encode_disconnect(self._scratch, self._scratch_end)
-        self._queue_scratch(n)
-        self.state = DISCONNECTED
-
-    def _on_connack(self, packet, now):
+    def _on_connack(self, session_present, return_code, now):
         if self.state != CONNECTING:
-            raise ProtocolError("CONNACK received while already connected")
-        if packet.return_code:
+            from mqtt.error_text import connack_while_connected
+
+            raise connack_while_connected()
+        if return_code:
+            from mqtt.errors import ConnectRefused
+            from mqtt.session_more import connack_reason
+
             self.state = DISCONNECTED
-            raise ConnectRefused(packet.return_code, _connack_reason(packet.return_code))
+            raise ConnectRefused(return_code, connack_reason(return_code))
         self.state = CONNECTED
-        self.session_present = bool(packet.session_present)
+        self.session_present = bool(session_present)
         if not self.session_present and self._inbound_qos2 is not None:
             from mqtt import qos2
 
@@ -341,7 +314,9 @@ class Session:
         else:
             self._check_topic(topic)
         if qos and qos != 1 and qos != 2:
-            raise ValueError("qos must be 0, 1 or 2, got %r" % (qos,))
+            from mqtt.error_text import bad_qos
+
+            raise bad_qos("qos", qos)
         if isinstance(topic, str):
             topic = topic.encode()
         if payload is None:
@@ -351,7 +326,9 @@ class Session:
         if payload_len == -1:
             payload_len = len(payload)
         elif payload_len < 0 or payload_len > len(payload):
-            raise ValueError("payload_len must be -1 or 0..%d, got %d" % (len(payload), payload_len))
+            from mqtt.error_text import bad_payload_len
+
+            raise bad_payload_len(len(payload), payload_len)
         first = _PUBLISH_BYTE | (qos << 1) | (_RETAIN_FLAG if retain else 0)
         mem = self.mem
         if not qos:
@@ -359,10 +336,9 @@ class Session:
             n = put_publish(mem, at, self._scratch_size, first, topic, payload, payload_len, 0)
             if n < 0:
                 if -n > self._scratch_size:
-                    raise ValueError(
-                        "a PUBLISH of %d bytes does not fit the %d-byte transmit buffer: raise tx_size"
-                        % (-n, self._scratch_size)
-                    )
+                    from mqtt.error_text import publish_over_tx_size
+
+                    raise publish_over_tx_size(-n, self._scratch_size)
                 return -2
             if self.out_count:
                 self._queue(at, n)
@@ -386,10 +362,9 @@ class Session:
         n = put_publish(mem, at, end if end < limit else limit, first, topic, payload, payload_len, packet_id)
         if n < 0:
             if -n > self.max_packet:
-                raise ValueError(
-                    "a PUBLISH of %d bytes does not fit max_packet (%d bytes) for QoS %d: raise max_packet"
-                    % (-n, self.max_packet, qos)
-                )
+                from mqtt.error_text import publish_over_max_packet
+
+                raise publish_over_max_packet(-n, self.max_packet, qos)
             if at <= tail or self._scratch_size - n > tail:
                 return -1  # no room after the newest message, nor before the oldest
             at = self._scratch_size
@@ -472,21 +447,6 @@ class Session:
 
     # ---- subscriptions -------------------------------------------------
 
-    def subscribe(self, subscriptions, now):
-        """subscriptions: sequence of (filter, qos). Returns the packet id."""
-        from mqtt.subscribe import encode_subscribe
-
-        packet_id = self._new_packet_id()
-        self._queue_scratch(encode_subscribe(self._scratch, self._scratch_end, packet_id, subscriptions))
-        return packet_id
-
-    def unsubscribe(self, filters, now):
-        from mqtt.subscribe import encode_unsubscribe
-
-        packet_id = self._new_packet_id()
-        self._queue_scratch(encode_unsubscribe(self._scratch, self._scratch_end, packet_id, filters))
-        return packet_id
-
     # ---- input ---------------------------------------------------------
 
     def heard(self, now):
@@ -500,7 +460,8 @@ class Session:
         self._last_received = now
         begin = start
         while start < end:
-            if buf[start] == _PUBACK_BYTE and end - start > 3 and buf[start + 1] == 2 and self.state == CONNECTED:
+            first = buf[start]
+            if first == _PUBACK_BYTE and end - start > 3 and buf[start + 1] == 2 and self.state == CONNECTED:
                 # PUBACK (3.1.1 section 3.4), what a publishing node reads
                 # most, is taken here without the general decoder; a packet
                 # id of 0 is malformed, and the decoder says so.
@@ -513,44 +474,44 @@ class Session:
                         self._on_puback(packet_id)
                     start += 4
                     continue
+            elif first == _PINGRESP_BYTE and end - start > 1 and buf[start + 1] == 0 and self.state == CONNECTED:
+                # PINGRESP (3.1.1 section 3.13): two bytes, nothing to check.
+                self._ping_outstanding = False
+                start += 2
+                continue
+            elif (
+                first == _CONNACK_BYTE
+                and end - start > 3
+                and buf[start + 1] == 2
+                and buf[start + 2] < 2
+                and buf[start + 3] == 0
+                and self.state == CONNECTING
+            ):
+                # CONNACK accepted (3.1.1 section 3.2), Session Present 0 or
+                # 1; a refusal or anything malformed goes to the decoder.
+                self._on_connack(buf[start + 2], 0, now)
+                start += 4
+                continue
             if self._scratch_size - self._scratch_end < _ACK_SIZE:
                 break  # no room for its ack: the client writes out, then calls again
-            if self.state == CONNECTING and buf[start] != _CONNACK_BYTE:
+            if self.state == CONNECTING and first != _CONNACK_BYTE:
                 # 3.1.1 section 3.2: a broker answers CONNECT with CONNACK
                 # first; an HTTP server's "HTTP/1.1 400" is not one.
-                raise ProtocolError(
-                    "not an MQTT broker: expected CONNACK, got %r" % (bytes(buf[start : min(end, start + 16)]),)
-                )
-            n = decode(buf, start, end, self._packet)
+                from mqtt.error_text import not_a_broker
+
+                raise not_a_broker(buf, start, end)
+            packet = self._packet
+            if packet is None:
+                from mqtt.packet_more import Packet, decode
+
+                packet = self._packet = Packet()
+                self._decode = decode
+            n = self._decode(buf, start, end, packet)
             if n < 0:
                 break
-            self._handle(buf, self._packet, now)
+            self._handle(buf, packet, now)
             start += n
         return start - begin
-
-    def _handle(self, buf, packet, now):
-        kind = packet.type
-        if self.state == CONNECTING and kind != CONNACK:
-            # 3.1.1 section 3.2: the first packet from the broker is CONNACK.
-            raise ProtocolError("packet type %d received before CONNACK" % kind)
-        if kind == PUBACK:
-            self._on_puback(packet.packet_id)
-        elif kind == PINGRESP:
-            self._ping_outstanding = False
-        elif kind == PUBLISH:
-            self._on_publish(buf, packet)
-        elif kind == CONNACK:
-            self._on_connack(packet, now)
-        elif kind == SUBACK:
-            if self.on_suback is not None:
-                self.on_suback(packet.packet_id, buf, packet.codes_start, packet.codes_length)
-        elif kind == UNSUBACK:
-            if self.on_unsuback is not None:
-                self.on_unsuback(packet.packet_id)
-        else:  # PUBREC, PUBREL, PUBCOMP: decode() refuses the packets only a client sends
-            from mqtt import qos2
-
-            qos2.received(self, kind, packet.packet_id, now)
 
     def _on_puback(self, packet_id):
         i = self._find(packet_id)
@@ -567,24 +528,6 @@ class Session:
         # is harmless to ignore. Counted, never fatal.
         self.unknown_acks += 1
 
-    def _on_publish(self, buf, packet):
-        qos = packet.qos
-        if qos == 2:
-            from mqtt import qos2
-
-            qos2.received_publish(self, buf, packet)
-            return
-        if self.on_message is not None:
-            self.on_message(buf, packet)
-        if qos:
-            self._queue_scratch(encode_ack(self._scratch, self._scratch_end, PUBACK, packet.packet_id))
-
-    def ack_dropped(self, qos, packet_id):
-        """Acknowledge an incoming PUBLISH the client could not take (too
-        large for its buffer), so the broker does not resend it forever."""
-        kind = PUBACK if qos == 1 else PUBREC
-        self._queue_scratch(encode_ack(self._scratch, self._scratch_end, kind, packet_id))
-
     # ---- time ----------------------------------------------------------
 
     def tick(self, now):
@@ -598,9 +541,9 @@ class Session:
         if keepalive:
             silent = ticks_diff(now, self._last_received)
             if silent >= keepalive + (keepalive >> 1):
-                raise KeepaliveTimeout(
-                    "no packet from the broker for %d ms (keepalive %d s)" % (silent, keepalive // 1000)
-                )
+                from mqtt.error_text import keepalive_timeout
+
+                raise keepalive_timeout(silent, keepalive)
             idle = ticks_diff(now, self._last_sent)
             if not self._ping_outstanding and (idle >= keepalive or silent >= keepalive):
                 # 3.1.1 section 3.1.2.10. Pinging on silence too means a node
@@ -645,8 +588,24 @@ class Session:
         self._retry_check = ticks_add(now, earliest)
         return earliest
 
+    def __getattr__(self, name) -> "Any":
+        # The methods in mqtt.session_more: loaded at the first call of one,
+        # each put on the class when first asked for.
+        from mqtt import session_more
 
-def _connack_reason(code):
-    if 0 <= code < len(CONNACK_REASONS):
-        return CONNACK_REASONS[code]
-    return "unknown return code"
+        if name not in session_more.METHODS:
+            raise AttributeError(name)
+        setattr(Session, name, getattr(session_more, name))
+        return getattr(self, name)
+
+
+# The exceptions (ConnectRefused, KeepaliveTimeout), for `from mqtt.session
+# import ...`: in mqtt.errors, made when first asked for (PEP 562's module
+# __getattr__; MicroPython has it too). Names as string literals would take
+# heap: whatever this module lacks is looked up there.
+def __getattr__(name) -> "Any":
+    if name.startswith("__"):  # CPython's import asks for __path__: not one of ours
+        raise AttributeError(name)
+    from mqtt import errors
+
+    return getattr(errors, name)

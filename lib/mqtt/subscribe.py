@@ -4,16 +4,8 @@
 # mqtt.packet.encode_subscribe / encode_unsubscribe too.
 
 from compat import const
-from mqtt.packet import (
-    SUBSCRIBE,
-    UNSUBSCRIBE,
-    _check_fits,
-    _check_packet_id,
-    _check_qos,
-    _packet_size,
-    _put_field,
-    _put_header,
-)
+from mqtt.packet import _check_fits, _check_qos, _packet_size, _put_field, _put_header
+from mqtt.packet_more import SUBSCRIBE, UNSUBSCRIBE, _check_packet_id
 from mqtt.topic import TOPIC_FILTER, checked
 
 _FLAGS = const(0x02)  # 3.1.1 sections 3.8.1, 3.10.1: flags 0b0010
@@ -22,6 +14,13 @@ _FLAGS = const(0x02)  # 3.1.1 sections 3.8.1, 3.10.1: flags 0b0010
 def _nonempty_sequence(values, what):
     if isinstance(values, (str, bytes, bytearray, memoryview)) or len(values) == 0:
         raise ValueError("%s must be a non-empty sequence, got %r" % (what, values))
+
+
+def validate_topic_filter(topic_filter):
+    """ValueError unless `topic_filter` can be subscribed to: 1..65535 bytes
+    of UTF-8, no U+0000, '+' and '#' only as whole levels, '#' only last.
+    Reached as mqtt.topic.validate_topic_filter too."""
+    checked(topic_filter, TOPIC_FILTER, "topic filter")
 
 
 def encode_subscribe(buf, offset, packet_id, subscriptions):

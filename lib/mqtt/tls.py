@@ -2,11 +2,12 @@
 # handshake means in words: loaded at the first connect with an
 # ssl_context, so that a node without TLS does not hold it.
 
-from compat import mem_free
-from mqtt.client import MQTTTimeout, TLSError
-from mqtt.transport import with_context
-from netcompat import is_timeout, is_tls_error, tls_wrap
+from compat import const, mem_free
+from mqtt.errors import MQTTTimeout, TLSError, is_timeout, with_context
+from nettls import is_tls_error, tls_wrap
 
+# The TLS handshake's deadline, as MQTTClient._time_left numbers it.
+_NO_TIME_FOR_TLS = const(3)
 # mbedtls "allocation failed" codes: SSL, X509, PK, MPI, cipher.
 _MBEDTLS_ALLOC_FAILED = (-0x7F00, -0x2880, -0x3F80, -0x0010, -0x6180)
 # EPIPE, ECONNRESET: the same numbers on Linux and in lwIP (ESP32, RP2040).
@@ -17,7 +18,7 @@ def wrap(client, sock, deadline):
     """(TLS socket, handshake): handshake is None once it is done, or (step,
     free heap) while it is to finish inside the first write."""
     step = "TLS handshake with %s:%d" % (client.host, client.port)
-    sock.settimeout(client._time_left(deadline, "no time left for the TLS handshake with") / 1000)
+    sock.settimeout(client._time_left(deadline, _NO_TIME_FOR_TLS) / 1000)
     free = mem_free()
     client._log("%s, free heap %d bytes" % (step, free))
     try:

@@ -87,12 +87,14 @@ def checked(value, rules, what):
     n = len(data)
     # 3.1.1 section 4.7.3: topic names and filters are at least one character.
     if n == 0 and rules != STRING:
-        raise ValueError("%s is empty" % what)
+        from mqtt.explain import empty
+
+        raise empty(what)
     # 3.1.1 section 1.5.3: a 2-byte length prefix, so at most 65535 bytes.
     if n > MAX_STRING_LENGTH:
-        from mqtt.explain import show
+        from mqtt.explain import too_long
 
-        raise ValueError("%s is %d bytes, more than 65535: %s" % (what, n, show(value)))
+        raise too_long(what, n, value)
     bad = scan(data, 0, n, rules)
     if bad >= 0:
         from mqtt.explain import describe, show
@@ -107,19 +109,15 @@ def validate_topic_name(topic):
     checked(topic, TOPIC_NAME, "topic name")
 
 
-def validate_topic_filter(topic_filter):
-    """ValueError unless `topic_filter` can be subscribed to: 1..65535 bytes
-    of UTF-8, no U+0000, '+' and '#' only as whole levels, '#' only last."""
-    checked(topic_filter, TOPIC_FILTER, "topic filter")
-
-
 # Topic matching (topic_matches, topic_matches_at) is in mqtt.topic_match: a
-# client never needs it (the broker matches). `from mqtt.topic import
-# topic_matches` still works (PEP 562's module __getattr__; MicroPython has
-# it too), loading that module when first asked.
+# client never needs it (the broker matches); validate_topic_filter in
+# mqtt.subscribe, with the encoders that take filters. `from mqtt.topic
+# import topic_matches` still works (PEP 562's module __getattr__;
+# MicroPython has it too), loading mqtt.topic_match when first asked, which
+# knows where each is (names as string literals here would take heap).
 def __getattr__(name):
-    if name == "topic_matches" or name == "topic_matches_at":
-        from mqtt import topic_match
+    if name.startswith("__"):  # CPython's import asks for __path__: not one of ours
+        raise AttributeError(name)
+    from mqtt import topic_match
 
-        return getattr(topic_match, name)
-    raise AttributeError(name)
+    return topic_match.handed_over(name)

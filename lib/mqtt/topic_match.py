@@ -67,3 +67,16 @@ def topic_matches_at(topic_filter, buf, start, length):
             return False
         fi = f_level_end + 1
         ti = t_level_end + 1
+
+
+def handed_over(name):
+    """What mqtt.topic hands over for `from mqtt.topic import name` (its
+    __getattr__): topic matching from here, validate_topic_filter from
+    mqtt.subscribe."""
+    if name == "topic_matches" or name == "topic_matches_at":
+        return globals()[name]
+    if name == "validate_topic_filter":
+        from mqtt.subscribe import validate_topic_filter
+
+        return validate_topic_filter
+    raise AttributeError(name)

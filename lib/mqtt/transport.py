@@ -13,8 +13,13 @@
 import select
 import socket
 
-from mqtt.client import MQTTTimeout
-from netcompat import POLLIN, POLLOUT, is_timeout, poll_ready, set_nodelay, socket_readinto, socket_write
+from compat import const
+from netcompat import POLLIN, POLLOUT, poll_ready, set_nodelay, socket_readinto, socket_write
+
+# What a deadline within the connect is for, by number (MQTTClient._time_left;
+# mqtt.errors says it in words).
+_NO_DNS_ANSWER = const(1)
+_NO_TIME_TO_CONNECT = const(2)
 
 
 class SocketStream:
@@ -55,18 +60,20 @@ def open_socket(client, deadline):
     if client.resolver is not None:
         # At most half the time: a resolver that falls back to the last
         # known address after a silent DNS must leave time to connect.
-        host = client.resolver.resolve(host, client._time_left(deadline, "no DNS answer for") // 2)
+        host = client.resolver.resolve(host, client._time_left(deadline, _NO_DNS_ANSWER) // 2)
     # Without a resolver, a name goes to getaddrinfo, which has no deadline
     # on MicroPython (the watchdog is the path back); a literal IP needs no
     # lookup.
     address = socket.getaddrinfo(host, client.port, 0, socket.SOCK_STREAM)[0]
     sock = socket.socket(address[0], address[1], address[2])
     try:
-        sock.settimeout(client._time_left(deadline, "no time left to TCP connect to") / 1000)
+        sock.settimeout(client._time_left(deadline, _NO_TIME_TO_CONNECT) / 1000)
         try:
             sock.connect(address[-1])
         except OSError as e:
-            raise with_context(e, "TCP connect to %s:%d" % (client.host, client.port))
+            from mqtt.error_text import tcp_connect_failed
+
+            raise tcp_connect_failed(e, client)
         set_nodelay(sock)
         handshake = None
         if client.ssl_context is not None:
@@ -77,15 +84,3 @@ def open_socket(client, deadline):
     except BaseException:
         sock.close()
         raise
-
-
-def with_context(error, step):
-    # Say which step failed; keep the errno, since callers branch on it.
-    if isinstance(error, MQTTTimeout):
-        return error
-    if is_timeout(error):
-        return MQTTTimeout("%s timed out" % step)
-    errno = error.args[0] if error.args and isinstance(error.args[0], int) else None
-    if errno is not None:
-        return OSError(errno, "%s failed: %s" % (step, error.args[-1]))
-    return OSError("%s failed: %s" % (step, error))

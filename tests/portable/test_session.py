@@ -580,3 +580,23 @@ def test_a_window_of_qos1_messages_allocates_nothing():
     assert allocated_by(_windowed, s, 200) == 0
     heap_locked(_windowed, s, 50)
     assert s.inflight_count() == 0
+
+
+def test_settings_out_of_range_are_refused_naming_the_setting():
+    cases = (
+        ({"keepalive_s": 65536}, "keepalive must be 0 to 65535 s, got 65536"),
+        ({"keepalive_s": -1, "inflight_max": 0}, "keepalive must be 0 to 65535 s, got -1"),
+        ({"inflight_max": 0}, "inflight_max must be 1 to 1024, got 0"),
+        ({"inflight_max": 1025}, "inflight_max must be 1 to 1024, got 1025"),
+        ({"max_packet": 15}, "max_packet (15) must be >= 16 and scratch_size (512) >= 64"),
+        ({"scratch_size": 63}, "max_packet (256) must be >= 16 and scratch_size (63) >= 64"),
+        ({"inflight_bytes": 255}, "inflight_bytes (255) must hold a message of max_packet (256 bytes)"),
+    )
+    for settings, expected in cases:
+        try:
+            Session(b"node1", **settings)
+        except ValueError as e:
+            assert expected in str(e), (settings, str(e))
+        else:
+            raise AssertionError("%r taken" % (settings,))
+    assert Session(b"node1", keepalive_s=0, inflight_max=1, max_packet=16, scratch_size=64).max_packet == 16

@@ -453,7 +453,7 @@ class Report:
             " PUBACK and allocates nothing; umqtt.simple and chumicro-mqtt through `bench/fakes/board32/socket.py`"
             " to the same broker (chumicro given the connected socket, as its `socket=` argument allows, so no"
             " connector object). mqtt_async needs asyncio streams over real sockets to connect: import only."
-            " This project's import counts the socket transport (mqtt.transport, netcompat, pem) as on a board."
+            " This project's import counts the socket transport (mqtt.transport, netcompat) as on a board."
             " Modules a board has in C but this port has in Python (binascii, collections) are imported first."
             " umqtt.simple + TCP_NODELAY is the same code as umqtt.simple there.",
             "- .mpy size: `mpy-cross -march=%s` over the library modules in `sys.modules` once connected (frozen or"

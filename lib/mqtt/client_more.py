@@ -1,0 +1,151 @@
+# MQTTClient's methods a publishing node calls seldom or never: the last
+# will, subscribing, dropping the link by hand, a clean disconnect,
+# draining a packet too large for the receive buffer, and the messages
+# delivered to on_message. Loaded at the
+# first call of one of them: MQTTClient.__getattr__ puts each on the class
+# when first asked for, so that later calls cost what any method does.
+
+from compat import const, ticks_ms
+
+_PUBLISH = const(3)  # 3.1.1 section 2.2.1
+
+# What MQTTClient.__getattr__ takes from here.
+METHODS = (
+    "will_set",
+    "disconnect",
+    "abort",
+    "start_reconnecting",
+    "loop_forever",
+    "subscribe",
+    "unsubscribe",
+    "_check_oversize",
+    "_subacked",
+    "_unsubacked",
+)
+
+
+class Message:
+    """An incoming PUBLISH, as paho's on_message receives it."""
+
+    def __init__(self, topic, payload, qos, retain, dup):
+        self.topic = topic
+        self.payload = payload
+        self.qos = qos
+        self.retain = retain
+        self.dup = dup
+
+
+def will_set(self, topic, payload, qos=0, retain=False):
+    self.session.will_set(topic, payload, qos, retain)
+
+
+def disconnect(self):
+    """Clean DISCONNECT: the broker discards the last will."""
+    if self.connected:
+        self.session.disconnect()
+        try:
+            self._flush()
+        except OSError:
+            pass
+    self._close()
+    self.session.connection_lost()
+    self._reconnect_due = False
+
+
+def abort(self, error):
+    """Drop the link without DISCONNECT (the broker then sends the will),
+    e.g. when Wi-Fi is known to be down; poll() reconnects later."""
+    if self._stream is not None or self.connected:
+        self._drop(error)
+
+
+def start_reconnecting(self):
+    """Make poll() keep trying to connect, with backoff, from now on
+    (the first connect after power-up is treated as a reconnect)."""
+    if not self.connected:
+        self._reconnect_at = ticks_ms()
+        self._reconnect_due = True
+
+
+def loop_forever(self, timeout_ms=1000):
+    self.start_reconnecting()
+    while True:
+        self.poll(timeout_ms)
+
+
+def subscribe(self, topic, qos=0):
+    """Subscribe to one filter, or a list of (filter, qos). Returns the
+    packet id; the result arrives at on_subscribe."""
+    if not self.connected:
+        from mqtt.errors import NotConnected
+
+        raise NotConnected("not connected: cannot subscribe to %r" % (topic,))
+    subscriptions = topic if isinstance(topic, list) else [(topic, qos)]
+    session = self.session
+    session.on_suback = self._subacked
+    packet_id = session.subscribe(subscriptions, ticks_ms())
+    self.flush()
+    return packet_id
+
+
+def unsubscribe(self, topic):
+    """Unsubscribe from one filter, or a list of them. Returns the packet
+    id; the broker's UNSUBACK arrives at on_unsubscribe."""
+    if not self.connected:
+        from mqtt.errors import NotConnected
+
+        raise NotConnected("not connected: cannot unsubscribe from %r" % (topic,))
+    filters = topic if isinstance(topic, list) else [topic]
+    session = self.session
+    session.on_unsuback = self._unsubacked
+    packet_id = session.unsubscribe(filters, ticks_ms())
+    self.flush()
+    return packet_id
+
+
+def _check_oversize(self):
+    # The receive buffer is full and holds no whole packet: one larger
+    # than the buffer is drained and counted, never handled by growing
+    # the buffer (the peer picks its length). Its start is in the buffer,
+    # so a PUBLISH's packet id is too.
+    from mqtt.packet_more import Packet, decode_header
+
+    rx = self._rx
+    header = Packet()
+    if decode_header(rx, 0, len(rx), header) <= 0 or header.length <= len(rx):
+        return
+    if header.type == _PUBLISH and header.flags & 0x06:
+        # 3.1.1 section 4.3: acknowledge it anyway, or the broker resends
+        # it at every reconnect and holds back everything after it.
+        at = header.header_length
+        id_at = at + 2 + ((rx[at] << 8) | rx[at + 1])
+        if id_at + 2 <= len(rx):
+            self.session.ack_dropped((header.flags >> 1) & 3, (rx[id_at] << 8) | rx[id_at + 1])
+    self._drain = header.length - len(rx)
+    self._rx_length = 0
+    self.oversize_dropped += 1
+
+
+def deliver(self, buf, packet):
+    """A PUBLISH to on_message, as a Message."""
+    topic = str(bytes(buf[packet.topic_start : packet.topic_start + packet.topic_length]), "utf-8")
+    payload = bytes(buf[packet.payload_start : packet.payload_start + packet.payload_length])
+    self.on_message(self, self.userdata, Message(topic, payload, packet.qos, bool(packet.retain), bool(packet.dup)))
+
+
+def log_downgrade(self):
+    """A broker answered a QoS 2 PUBLISH with PUBACK (Session.on_downgrade)."""
+    self._log(
+        "%s:%d answered a QoS 2 PUBLISH with PUBACK: it does not do QoS 2, so QoS 2 messages "
+        "complete as QoS 1 there (at least once, not exactly once)" % (self.host, self.port)
+    )
+
+
+def _subacked(self, packet_id, buf, start, count):
+    if self.on_subscribe is not None:
+        self.on_subscribe(self, self.userdata, packet_id, tuple(buf[start : start + count]))
+
+
+def _unsubacked(self, packet_id):
+    if self.on_unsubscribe is not None:
+        self.on_unsubscribe(self, self.userdata, packet_id)
