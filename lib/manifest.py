@@ -22,7 +22,13 @@ except Exception:
 
 # Every module of lib/ a board may load: not this file, nor what only the
 # host's tests and tools load (tools/deploy.py leaves it off a board too).
-_HOST_ONLY = ("manifest.py", "mqtt/broker_codec.py", "ota/manifest_text.py", "compat_cpython.py", "netcompat_cpython.py")
+_HOST_ONLY = (
+    "manifest.py",
+    "mqtt/broker_codec.py",
+    "ota/manifest_text.py",
+    "compat_cpython.py",
+    "netcompat_cpython.py",
+)
 
 for _entry in sorted(os.listdir(".")):
     if _entry.endswith(".py"):
