@@ -5,7 +5,8 @@
 from binascii import hexlify, unhexlify
 
 from compat import const
-from ota import fs, outcome
+from ota import fs
+from ota.updater import forget_module
 
 _ID_BYTES = const(8)
 _CHUNK_MIN = const(64)
@@ -33,6 +34,8 @@ def begin(u, payload, resume):
         return True
     fields = begin_fields(payload)
     if isinstance(fields, str):
+        from ota import outcome  # only for an answer: not held while the manifest comes
+
         outcome.refused(u, None, fields, retain=False)
         return False
     tag, manifest_bytes, release_bytes, chunk = fields
@@ -40,6 +43,8 @@ def begin(u, payload, resume):
     p = u.pointer
     if release == p["active"]:
         # Sent again after its activation (the host restarted): say where it is.
+        from ota import outcome  # only for an answer: not held while the manifest comes
+
         outcome.reply(u, release, "trial" if p["trial"] else "installed")
         return False
     r = u.receiver
@@ -68,21 +73,27 @@ def begin(u, payload, resume):
     elif not 0 < manifest_bytes <= MAX_MANIFEST_BYTES:
         why = "a manifest of %d bytes: at most %d" % (manifest_bytes, MAX_MANIFEST_BYTES)
     else:
-        why = fs.no_room(u, release_bytes + manifest_bytes, 1)
+        from ota.tidy import no_room
+
+        why = no_room(u, release_bytes + manifest_bytes, 1)
     if why is not None:
+        from ota import outcome  # only for an answer: not held while the manifest comes
+
         outcome.refused(u, release, why, retain=False)
         return False
     folder = u.folder + release
     if fs.exists(folder):  # a try of the same release rolled back before: start clean
         if folder in u.janitor:
             u.janitor.remove(folder)
-        fs.remove_some(folder, 4 * MAX_FILES + 16)
+        from ota.tidy import remove_some
+
+        remove_some(folder, 4 * MAX_FILES + 16)
     if p["failed"] == release:
         from ota import pointer
 
         p["failed"] = None
         pointer.save(u.root, p)
-        fs.forget("ota.pointer")
+        forget_module("ota.pointer")
     fs.mkdir(u.folder[:-1])
     fs.mkdir(folder)
     fs.write_atomic(folder + "/begin", bytes(payload))

@@ -144,7 +144,9 @@ def check(u, folder, release_bytes):
         raise ManifestError("release has no main.py or no board.py: it would not boot")
     if reader.total != release_bytes:
         raise ManifestError("begin announced %d bytes, the manifest lists %d" % (release_bytes, reader.total))
-    why = fs.no_room(u, reader.total, files)
+    from ota.tidy import no_room
+
+    why = no_room(u, reader.total, files)
     if why:
         raise ManifestError(why)
 

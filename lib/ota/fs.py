@@ -7,15 +7,14 @@
 # - A file that must never be seen half-written (the pointer) is written
 #   to <name>.tmp and renamed over the old one: on LittleFS (ESP32, RP2040)
 #   and POSIX a rename replaces the target atomically.
-# - Every walk over a directory tree has a fixed depth and a budget of
-#   entries per call, so removing a release is a bounded step of the loop.
+# - Whole trees (listing, removing a few entries at a time) and the room
+#   on flash are ota.tidy's: the receiving half of an update needs neither.
 
 import os
 
 from compat import const
 
 _DIR = const(0x4000)  # stat's S_IFDIR bit, as MicroPython's os.stat reports it
-_MAX_DEPTH = const(8)  # deeper than any release tree (lib/<package>/<module>)
 
 
 def join(folder, name):
@@ -44,13 +43,6 @@ def exists(path):
         return True
     except OSError:
         return False
-
-
-def listdir(path):
-    try:
-        return os.listdir(path)
-    except OSError:
-        return []
 
 
 def mkdir(path):
@@ -134,42 +126,6 @@ def read_small(path, limit):
         f.close()
 
 
-def free_bytes(path):
-    """(bytes free for a new file, block size) of the filesystem at path."""
-    st = os.statvfs(path)
-    block = st[1] or st[0]  # f_frsize, or f_bsize where a port leaves it 0
-    return st[4] * block, block
-
-
-def remove_some(path, budget):
-    """Removes up to `budget` files or empty folders of the tree at path,
-    deepest first; returns True once path is gone. Bounded: a call lists at
-    most _MAX_DEPTH folders and removes at most `budget` entries."""
-    for _ in range(budget):
-        if not exists(path):
-            return True
-        if not is_dir(path):
-            remove(path)
-            continue
-        folder = path
-        for _depth in range(_MAX_DEPTH):
-            names = listdir(folder)
-            if not names:
-                break
-            child = join(folder, names[0])
-            if is_dir(child):
-                folder = child
-                continue
-            remove(child)
-            folder = None
-            break
-        else:
-            raise OSError("folder deeper than %d levels under %s" % (_MAX_DEPTH, path))
-        if folder is not None:
-            rmdir(folder)
-    return not exists(path)
-
-
 def drop(u, path):
     """A refused release's folder: its begin file goes now (so that it is
     never taken up again after a reset), the rest through the updater's
@@ -248,29 +204,3 @@ class Copy:
                 except OSError:
                     pass
         self.src = self.dst = None
-
-
-def forget(name):
-    """Drops a module of the ota package from RAM (see ota.updater): what
-    only one step of an update needs."""
-    import sys
-
-    sys.modules.pop(name, None)
-    package = sys.modules.get("ota")
-    if package is not None and hasattr(package, name[4:]):
-        delattr(package, name[4:])
-
-
-def no_room(u, total, files):
-    """Why a release of total bytes in files files does not fit, or None."""
-    try:
-        free, block = (u.free_bytes or free_bytes)(u.root)
-    except (OSError, AttributeError):
-        return None  # a filesystem that does not say: the writes will
-    # Each file ends in a part-used block, and folders and the manifest take
-    # some: counted whole. What is received is a second copy: the running
-    # release stays until the new one is confirmed.
-    need = total + (files + 8) * block
-    if need > free:
-        return "release needs %d KB of flash, %d KB are free" % ((need + 1023) // 1024, free // 1024)
-    return None

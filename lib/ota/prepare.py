@@ -10,6 +10,7 @@ from compat import const
 from ota import fs
 from ota.errors import ManifestError
 from ota.stage import HEADER, Stage
+from ota.updater import forget_module
 
 _PROGRESS_EVERY = const(4)
 _MANIFEST = const(1)
@@ -89,7 +90,7 @@ class Intake(Stage):
         self._out.close()
         self._out = None
         mac, self._mac = self._mac, None
-        fs.forget("ota.hmac256")
+        forget_module("ota.hmac256")
         if mac is None or not equal(mac.digest(), self.tag):
             raise ManifestError(
                 "bad HMAC: the manifest is not signed with this node's OTA_KEY, or was altered on the way"

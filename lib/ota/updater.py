@@ -64,14 +64,18 @@ _ON_DEMAND = (
     "ota.outcome",
     "ota.upkeep",
     "ota.pointer",
+    "ota.tidy",
     "ota.fs",
 )
 
 
-def fs_forget(name):
-    from ota import fs
-
-    fs.forget(name)
+def forget_module(name):
+    """Drops a module of the ota package from RAM: what only one step of an
+    update needs."""
+    sys.modules.pop(name, None)
+    package = sys.modules.get("ota")
+    if package is not None and hasattr(package, name[4:]):
+        delattr(package, name[4:])
 
 
 class Updater:
@@ -108,7 +112,7 @@ class Updater:
         self.reset = reset
         self.max_chunk = max_chunk if max_chunk < CHUNK_MAX else CHUNK_MAX
         self.max_message = max_message  # the client's max_packet: what a QoS 1 message may take
-        self.free_bytes = free_bytes  # None: ota.fs.free_bytes
+        self.free_bytes = free_bytes  # None: ota.tidy.free_bytes
         self.pointer = None  # the pointer file's dict (ota.pointer)
         self.folder = None  # <root>ota-releases/: the releases, the pointer
         self.on_trial = False  # this boot runs the release activated last, not yet confirmed
@@ -291,7 +295,7 @@ class Updater:
         try:
             return begin.begin(self, payload, resume)
         finally:
-            fs_forget("ota.begin")
+            forget_module("ota.begin")
 
     def forget(self):
         """The code for flash work and reports leaves RAM while there is
@@ -303,8 +307,5 @@ class Updater:
         self.forget_all()
 
     def forget_all(self):
-        package = sys.modules.get("ota")
         for name in _ON_DEMAND:
-            sys.modules.pop(name, None)
-            if package is not None and hasattr(package, name[4:]):
-                delattr(package, name[4:])
+            forget_module(name)

@@ -9,7 +9,7 @@ import sys
 from binascii import unhexlify
 
 from compat import const
-from ota import fs, pointer
+from ota import fs, pointer, tidy
 
 _REMOVE_PER_POLL = const(8)
 # sys.implementation._mpy >> 10: the native architecture (py/persistentcode.h)
@@ -75,7 +75,7 @@ def start(u, root, key, arch, running):
     # confirmed (ota.startup chose it and armed its deadline).
     u.on_trial = p["trial"] and p["active"] == u.running
     folder = u.root + pointer.FOLDER
-    for name in fs.listdir(folder[:-1]):
+    for name in tidy.listdir(folder[:-1]):
         path = folder + name
         if name == "pointer" or name == p["active"] or name == p["previous"]:
             continue
@@ -99,7 +99,7 @@ def clean_step(u):
     """Removes a few entries of the first folder queued."""
     folder = u.janitor[0]
     try:
-        if fs.remove_some(folder, _REMOVE_PER_POLL):
+        if tidy.remove_some(folder, _REMOVE_PER_POLL):
             u.janitor.pop(0)
     except OSError as e:
         u.log("ota: cannot remove %s: %r" % (folder, e))

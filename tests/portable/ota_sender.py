@@ -131,9 +131,9 @@ def cleaned_up(test):
 
 
 def remove_tree(path):
-    from ota import fs
+    from ota import tidy
 
-    fs.remove_some(path, 100000)
+    tidy.remove_some(path, 100000)
 
 
 def write(path, data):

@@ -57,9 +57,9 @@ def snapshot(root):
 
 
 def folders(root):
-    from ota import fs
+    from ota import tidy
 
-    return sorted(name for name in fs.listdir(root + pointer.FOLDER[:-1]) if name != "pointer")
+    return sorted(name for name in tidy.listdir(root + pointer.FOLDER[:-1]) if name != "pointer")
 
 
 def receiving(name, with_snapshot=False):
