@@ -161,11 +161,6 @@ class Node:
         self.store_errors += 1
         self.log("store: %s" % (error,))
 
-    def _may_announce(self, now):
-        # At connect at once; for Home Assistant's `online`, at most once per
-        # _ANNOUNCE_GAP_MS: a flood of them is one announce, none is lost.
-        return self._announced_at is None or ticks_diff(now, self._announced_at) >= _ANNOUNCE_GAP_MS
-
     def _announce(self, now):
         """Home Assistant discovery: every config, retained; then, when Home
         Assistant restarted, the last readings again; and a diagnostics
@@ -214,9 +209,20 @@ class Node:
         if self.reboot_requested:
             self._reboot()
         now = ticks_ms()
-        if self._announce_due and self.client.connected and self._may_announce(now):
+        # At connect at once; for Home Assistant's `online`, at most once per
+        # _ANNOUNCE_GAP_MS: a flood of them is one announce, none is lost.
+        if (
+            self._announce_due
+            and self.client.connected
+            and (self._announced_at is None or ticks_diff(now, self._announced_at) >= _ANNOUNCE_GAP_MS)
+        ):
             self._announce(now)
-        self._count_uptime(now)
+        # Uptime: step() runs every second or so, so whole seconds since the
+        # mark are always well within what ticks_diff measures.
+        seconds = ticks_diff(now, self._uptime_mark) // 1000
+        if seconds > 0:
+            self.uptime_s += seconds
+            self._uptime_mark = ticks_add(self._uptime_mark, seconds * 1000)
         link_up = self.wifi is None or self.wifi.poll(now)
         if not link_up and self.client.connected:
             self.client.abort(OSError("wifi down"))
@@ -263,14 +269,6 @@ class Node:
             ota.confirm()  # the new release connected and published: it stays
         left = ota.poll()
         return left if left < wait else wait
-
-    def _count_uptime(self, now):
-        # step() runs every second or so: whole seconds since the mark are
-        # always well within what ticks_diff measures.
-        seconds = ticks_diff(now, self._uptime_mark) // 1000
-        if seconds > 0:
-            self.uptime_s += seconds
-            self._uptime_mark = ticks_add(self._uptime_mark, seconds * 1000)
 
     def _reboot(self):
         _commands().reboot(self)
