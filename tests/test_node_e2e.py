@@ -17,7 +17,7 @@ import pytest
 
 from node import config as board_config
 from node import discovery
-from node.node import _tx_size
+from node.build import _tx_size
 from node_harness import expected_payloads
 from sensors import driver_class
 from tools import deploy, run_local

@@ -121,3 +121,18 @@ def announce(node):
         topic = payload = None
         gc.collect()
     return sent
+
+
+def announce_and_republish(node):
+    """announce(), logged; then, when Home Assistant restarted, the last
+    readings again (it forgot them)."""
+    sent = announce(node)
+    why = "Home Assistant online" if node._states_due else "connected"
+    node.log("discovery: %d configs announced (%s)" % (sent, why))
+    if node._states_due:
+        node._states_due = False
+        for sensor in node.sensors:
+            if sensor.has_values:
+                first = sensor.first_channel
+                for k in range(len(sensor.values)):
+                    node.publish_reading(first + k, sensor.values[k], sensor.taken)

@@ -390,7 +390,7 @@ def publish_size(topic, text):
 def test_every_config_fits_the_transmit_buffer_with_long_names():
     # node.node gives a DISCOVERY board a 1024-byte transmit buffer: the
     # longest names of boards/, a long version and every optional part.
-    from node.node import _TX_DISCOVERY
+    from node.build import _TX_DISCOVERY
 
     dev = device(
         node="esp32-living-room-window",
