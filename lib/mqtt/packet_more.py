@@ -354,21 +354,7 @@ def encode_disconnect(buf, offset):
 # What mqtt.packet hands over (its __getattr__ calls this): the decoder's
 # names, the packet types and flags and the encoders above from here, the
 # other encoders from their modules.
-_HANDED_OVER = (
-    "CONNECT",
-    "CONNACK",
-    "PUBLISH",
-    "PUBACK",
-    "PUBREC",
-    "PUBREL",
-    "PUBCOMP",
-    "SUBSCRIBE",
-    "SUBACK",
-    "UNSUBSCRIBE",
-    "UNSUBACK",
-    "PINGREQ",
-    "PINGRESP",
-    "DISCONNECT",
+_HANDED_OVER = PACKET_NAMES[CONNECT : DISCONNECT + 1] + (  # the packet types, by name
     "MAX_REMAINING_LENGTH",
     "PROTOCOL_LEVEL",
     "CONNECT_CLEAN_SESSION",

@@ -16,6 +16,17 @@ def _nonempty_sequence(values, what):
         raise ValueError("%s must be a non-empty sequence, got %r" % (what, values))
 
 
+def _start(buf, offset, packet_type, name, remaining, packet_id):
+    """The packet's size, once it is known to fit, and where its payload
+    starts after the fixed header and the packet id."""
+    size = _packet_size(remaining, name)
+    _check_fits(buf, offset, size, name)
+    i = _put_header(buf, offset, (packet_type << 4) | _FLAGS, remaining)
+    buf[i] = packet_id >> 8
+    buf[i + 1] = packet_id & 0xFF
+    return size, i + 2
+
+
 def validate_topic_filter(topic_filter):
     """ValueError unless `topic_filter` can be subscribed to: 1..65535 bytes
     of UTF-8, no U+0000, '+' and '#' only as whole levels, '#' only last.
@@ -33,12 +44,7 @@ def encode_subscribe(buf, offset, packet_id, subscriptions):
     for topic_filter, qos in subscriptions:
         remaining += 3 + len(checked(topic_filter, TOPIC_FILTER, "topic filter"))
         _check_qos(qos, "requested qos")
-    size = _packet_size(remaining, "SUBSCRIBE")
-    _check_fits(buf, offset, size, "SUBSCRIBE")
-    i = _put_header(buf, offset, (SUBSCRIBE << 4) | _FLAGS, remaining)
-    buf[i] = packet_id >> 8
-    buf[i + 1] = packet_id & 0xFF
-    i += 2
+    size, i = _start(buf, offset, SUBSCRIBE, "SUBSCRIBE", remaining, packet_id)
     for topic_filter, qos in subscriptions:
         i = _put_field(buf, i, topic_filter.encode() if isinstance(topic_filter, str) else topic_filter)
         buf[i] = qos
@@ -54,12 +60,7 @@ def encode_unsubscribe(buf, offset, packet_id, filters):
     remaining = 2
     for topic_filter in filters:
         remaining += 2 + len(checked(topic_filter, TOPIC_FILTER, "topic filter"))
-    size = _packet_size(remaining, "UNSUBSCRIBE")
-    _check_fits(buf, offset, size, "UNSUBSCRIBE")
-    i = _put_header(buf, offset, (UNSUBSCRIBE << 4) | _FLAGS, remaining)
-    buf[i] = packet_id >> 8
-    buf[i + 1] = packet_id & 0xFF
-    i += 2
+    size, i = _start(buf, offset, UNSUBSCRIBE, "UNSUBSCRIBE", remaining, packet_id)
     for topic_filter in filters:
         i = _put_field(buf, i, topic_filter.encode() if isinstance(topic_filter, str) else topic_filter)
     return size
