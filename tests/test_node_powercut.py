@@ -14,13 +14,33 @@ from faults.proxy import FaultProxy
 from sensors import make as make_sensor
 from test_node_e2e import NodeProcess, Subscriber, wait_until
 
+# A wide walk around a centre per life: a value says which life took it and,
+# by its place in that life's series, which reading it was.
+LIFE_CENTER = 100000
+WALK = {"spread": 9000, "step": 2000}
+
+
+def replay_sensor(life, k):
+    return {"seed": 1 + k, "center": life * LIFE_CENTER, **WALK}
+
+
+def series(life, k, count):
+    """The payload values sensor k of that life reads, in order."""
+    sensor = make_sensor("sim_temperature", None, **replay_sensor(life, k))
+    values, out = [0], []
+    for _ in range(count):
+        sensor.read(values)
+        out.append(values[0])
+    return out
+
+
 STORE_BOARD = """
 MODEL = "power cut test"
 ROOM = "kitchen"
 NODE = "powercut-node"
 BROKER = {"host": "127.0.0.1", "port": 1883, "keepalive_s": 10}
-# A constant value per life (center, no walk), so each reading says which life took it.
-SENSORS = [{"driver": "sim_temperature", "period_s": 1, "qos": 1, "params": {"center": %d, "spread": 0, "step": 0}}]
+# A walk around a centre per life (see LIFE_CENTER): each reading's value says which it was.
+SENSORS = [{"driver": "sim_temperature", "period_s": 1, "qos": 1, "params": %r}]
 BUFFER = 64
 DIAGNOSTICS_S = 0
 DISCOVERY = False
@@ -30,7 +50,7 @@ STORE = {"path": %r, "capacity": 256, "flush_every": 1, "flush_s": 1}
 
 
 def write_board(tmp_path, life):
-    (tmp_path / "store_board.py").write_text(STORE_BOARD % (life * 100, str(tmp_path / "store")))
+    (tmp_path / "store_board.py").write_text(STORE_BOARD % (replay_sensor(life, 0), str(tmp_path / "store")))
 
 
 def test_readings_survive_power_cuts_while_offline(make_broker, tmp_path):
@@ -39,8 +59,9 @@ def test_readings_survive_power_cuts_while_offline(make_broker, tmp_path):
     rng = random.Random(7)
     offline_started = time.time()
     nodes = []
+    last = 5
     try:
-        for life in range(1, 5):  # four power cuts at random points
+        for life in range(1, last):  # four power cuts at random points
             write_board(tmp_path, life)
             node = NodeProcess(broker, board="store_board", extra_path=str(tmp_path))
             nodes.append(node)
@@ -49,34 +70,44 @@ def test_readings_survive_power_cuts_while_offline(make_broker, tmp_path):
         offline_ended = time.time()
         broker.start()
         sub = Subscriber(broker, ["house/kitchen/temperature"], client_id="powercut-watcher")
-        write_board(tmp_path, 5)
+        write_board(tmp_path, last)
         node = NodeProcess(broker, board="store_board", extra_path=str(tmp_path))
         nodes.append(node)
         topic = "house/kitchen/temperature"
 
         def readings():
-            return [(json.loads(p)["v"], json.loads(p)["t"]) for p in sub.payloads(topic)]
+            return [(round(json.loads(p)["v"] * 100), json.loads(p)["t"]) for p in sub.payloads(topic)]
 
-        # Back online: the stored readings come first, then live ones (life 5).
-        assert wait_until(lambda: any(v == 5 for v, _ in readings()), 15), node.output()
+        # Back online: the stored readings come first, then live ones.
+        assert wait_until(lambda: any(v // LIFE_CENTER == last for v, _ in readings()), 15), node.output()
         node.kill()
     finally:
         for n in nodes:
             n.kill()
-    stored = [(v, t) for v, t in readings() if v != 5]
+    # Which reading each value is: (life, index in that life's series).
+    index = {}
+    for life in range(1, last + 1):
+        for i, value in enumerate(series(life, 0, 60)):
+            assert value not in index, "the walk repeats a value: pick another seed"
+            index[value] = (life, i)
+    stored = [(index[v], t) for v, t in readings() if index[v][0] != last]
     sub.close()
-    lives = [v for v, _ in stored]
+    lives = [life for (life, _), _ in stored]
     # Every life that ran left readings, one a second from its start.
     assert sorted(set(lives)) == [1, 2, 3, 4], stored
     assert len(stored) >= (offline_ended - offline_started) / 2, stored
-    # In the order they were taken, none twice (the broker was never reached).
+    # In the order they were taken, each once (the broker was never reached),
+    # none in the middle of a life lost: each life's readings are a prefix of
+    # its series (only the one being written at a cut may be missing).
     assert lives == sorted(lives), stored
     assert [t for _, t in stored] == sorted(t for _, t in stored), stored
-    assert len(set(stored)) == len(stored), stored
+    for life in range(1, last):
+        got = [i for (lf, i), _ in stored if lf == life]
+        assert got == list(range(len(got))), (life, got)
     # Each carries the time it was taken, not the time it was sent (after offline_ended).
     first = iso(offline_started - 1)
-    last = iso(offline_ended + 1)
-    assert stored[0][1] >= first and stored[-1][1] <= last, (stored, first, last)
+    latest = iso(offline_ended + 1)
+    assert stored[0][1] >= first and stored[-1][1] <= latest, (stored, first, latest)
 
 
 def iso(t):
@@ -105,16 +136,8 @@ STORE = {"path": %r, "capacity": 1024, "flush_every": 1, "flush_s": 1}
 """
 REPLAY_SENSORS = ("a_", "b_", "c_")
 REPLAY_TOPICS = ["house/kitchen/%stemperature" % prefix for prefix in REPLAY_SENSORS]
-# A wide walk around a centre per life: a value says which life took it and,
-# by its place in that life's series, which reading it was.
-LIFE_CENTER = 100000
-WALK = {"spread": 9000, "step": 2000}
 ACK_DELAY_MS = 250
 FLUSH_S = 1
-
-
-def replay_sensor(life, k):
-    return {"seed": 1 + k, "center": life * LIFE_CENTER, **WALK}
 
 
 def write_replay_board(tmp_path, life):
@@ -124,16 +147,6 @@ def write_replay_board(tmp_path, life):
         for k, prefix in enumerate(REPLAY_SENSORS)
     )
     (tmp_path / "replay_board.py").write_text(REPLAY_BOARD % (sensors, str(tmp_path / "store")))
-
-
-def series(life, k, count):
-    """The payload values sensor k of that life reads, in order."""
-    sensor = make_sensor("sim_temperature", None, **replay_sensor(life, k))
-    values, out = [0], []
-    for _ in range(count):
-        sensor.read(values)
-        out.append(values[0])
-    return out
 
 
 def test_readings_survive_power_cuts_while_replaying(make_broker, tmp_path):

@@ -60,6 +60,13 @@ def build(node, config, hardware, client, log, now):
             channels.append(Channel(sensor, k, sensor_name, topic, driver.DECIMALS[k], s["qos"]))
     node.payload = bytearray(_PAYLOAD_SIZE)
     node.json_payload = config["PAYLOAD"] == "json"
+    if node.json_payload:
+        # Only JSON payloads carry the time; the clock takes its anchor from
+        # the board's at this import, before the first reading.
+        from node.timestamp import format_json, now_s
+
+        node.now_s = now_s
+        node.format_json = format_json
     node.ntp = config["NTP"] if node.json_payload else None  # only JSON payloads carry the time
     node.next_ntp = now
     node.ntp_backoff = None  # made at the first failed sync (node.node's _sync_clock)

@@ -3,7 +3,8 @@
 # after.
 
 from compat import ticks_add
-from node import node as host  # its sync_ntp, which tests may replace
+from node import node as host
+from node import timestamp  # its sync_ntp, which tests may replace
 
 _NTP_RESYNC_MS = 6 * 3600 * 1000  # a board's clock drifts seconds a day
 
@@ -11,7 +12,7 @@ _NTP_RESYNC_MS = 6 * 3600 * 1000  # a board's clock drifts seconds a day
 def sync(node, now):
     host_name, port = node.ntp
     resolve = node.resolver.resolve if node.resolver is not None else _by_name
-    if host.sync_ntp(host_name, port, resolve, host._step_deadline_ms(node.config["WATCHDOG_MS"]), node.log):
+    if timestamp.sync_ntp(host_name, port, resolve, host._step_deadline_ms(node.config["WATCHDOG_MS"]), node.log):
         if node.ntp_backoff is not None:
             node.ntp_backoff.reset()
         node.next_ntp = ticks_add(now, _NTP_RESYNC_MS)

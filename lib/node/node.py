@@ -15,9 +15,9 @@ from compat import sleep_ms, ticks_add, ticks_diff, ticks_ms
 from mqtt.client import MQTTClient
 from node.fixed import format_fixed
 from node.ring import Ring
-from node.timestamp import format_json, now_s, sync_ntp  # noqa: F401 - node.clock calls it
 
 try:  # for the type checker: a board has no typing module
+    from collections.abc import Callable
     from typing import TYPE_CHECKING, Any
 
     if TYPE_CHECKING:
@@ -80,6 +80,10 @@ class Node:
     channels: "list[Channel]"
     payload: bytearray
     json_payload: bool
+    # node.timestamp's, set by node.build only where payloads are JSON: a
+    # board sending bare numbers never loads the clock.
+    now_s: "Callable[[], int]"
+    format_json: "Callable[[bytearray, Any, int, int], int]"
     ntp: "tuple[str, int] | None"
     ntp_backoff: "Any"
     resolver: "Resolver | None"
@@ -336,7 +340,7 @@ class Node:
             self._sensor_failed(sensor, e)
             return
         sensor.has_values = True
-        taken = sensor.taken = now_s() if self.json_payload else 0
+        taken = sensor.taken = self.now_s() if self.json_payload else 0
         first = sensor.first_channel
         for k in range(len(values)):
             self.publish_reading(first + k, values[k], taken)
@@ -352,7 +356,7 @@ class Node:
         it in the ring, in order. channel: its index in self.channels;
         taken: when it was read (JSON payloads), -1: now."""
         if taken < 0:
-            taken = now_s() if self.json_payload else 0
+            taken = self.now_s() if self.json_payload else 0
         store = self.store
         if store is not None and (store.unsent or not self._can_send(channel)):
             try:
@@ -372,7 +376,7 @@ class Node:
     def _send(self, index, value, taken):
         channel = self.channels[index]
         if self.json_payload:
-            n = format_json(self.payload, value, channel.decimals, taken)
+            n = self.format_json(self.payload, value, channel.decimals, taken)
         else:
             n = format_fixed(self.payload, 0, value, channel.decimals)
         packet_id = self.client.publish(channel.topic, self.payload, channel.qos, self.retain_readings, n)

@@ -49,11 +49,12 @@ def set_now(unix_seconds):
     return _set_since_2024(unix_seconds - UNIX_2024)
 
 
-def _set_since_2024(seconds):
+def _set_since_2024(seconds, past_ms=0):
+    """past_ms: how far into that second the clock was."""
     global _set, _anchor_s, _anchor_ticks
     before = now_s()
     _anchor_s = seconds
-    _anchor_ticks = ticks_ms()
+    _anchor_ticks = ticks_add(ticks_ms(), -past_ms)
     moved = _anchor_s - before if _set else 0
     _set = _anchor_s > 0  # before 2024: a board just powered up, or a server that lost its clock
     return moved
@@ -65,7 +66,13 @@ def _from_board_clock():
     # date of time() itself would go through the board's calendar, which is
     # wrong from 2100 (see the top of this file).
     year, month, day = time.gmtime(0)[:3]
-    _set_since_2024(int(time.time()) + _days_since_2024(year, month, day) * _DAY_S)
+    try:
+        # To the ms where the port has it: stamps turn over with the board's
+        # seconds, not at whatever fraction of one the clock was read.
+        ms = time.time_ns() // 1000000
+    except AttributeError:
+        ms = int(time.time()) * 1000
+    _set_since_2024(ms // 1000 + _days_since_2024(year, month, day) * _DAY_S, ms % 1000)
 
 
 def _days_since_2024(year, month, day):

@@ -9,7 +9,7 @@ from node.fixed import format_fixed
 from node.ring import Ring
 
 
-def test_the_node_does_not_load_the_broker_half_of_the_codec():
+def test_the_node_does_not_load_the_broker_half_of_the_codec_nor_the_clock():
     # mqtt.broker_codec is heap a board would spend on code it never runs.
     if not support.on_micropython():
         support.skip("one process runs every test on CPython: modules are already loaded")
@@ -17,6 +17,8 @@ def test_the_node_does_not_load_the_broker_half_of_the_codec():
 
     assert "mqtt.client" in sys.modules
     assert "mqtt.broker_codec" not in sys.modules
+    # Nor the clock: only a board with JSON payloads loads it (node.build).
+    assert "node.timestamp" not in sys.modules
 
 
 # ---- fixed-point numbers -------------------------------------------------

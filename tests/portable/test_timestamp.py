@@ -3,7 +3,7 @@
 # written apart from timestamp.py's), never from the runtime's time module:
 # a board's mktime / gmtime are a day late from 2100-03-01 and wrap before
 # 2400, and the clock of the machine running the tests may be anything.
-from compat import ticks_add, ticks_ms
+from compat import ticks_add, ticks_diff, ticks_ms
 from node.timestamp import UNIX_2024, format_json, now_s
 from support import allocated_by, heap_locked
 
@@ -143,6 +143,25 @@ def test_board_clock_past_2100_is_dated_by_our_calendar():
     # 2100-03-01T00:00:00Z in Unix seconds: a board's gmtime says 2100-03-02.
     date = _with_board_clock(_BoardTime(1970, UNIX_2024 + 2403475200), _date_now)
     assert date in (b"2100-03-01T00:00:00Z", b"2100-03-01T00:00:01Z"), date
+
+
+class _BoardTimeNs(_BoardTime):
+    """A port with time_ns: the clock read 400 ms into a second."""
+
+    def time_ns(self):
+        return self.now * 1000000000 + 400000000
+
+
+def test_board_clock_in_ns_keeps_the_fraction_of_its_second():
+    # Read 400 ms into 07:32:00: that second has 600 ms left, not a whole one.
+    def anchor():
+        from node import timestamp
+
+        return _date_now(), ticks_diff(ticks_ms(), timestamp._anchor_ticks)
+
+    date, since_whole_second = _with_board_clock(_BoardTimeNs(2000, 849252720), anchor)
+    assert date == b"2026-11-29T07:32:00Z", date
+    assert 400 <= since_whole_second < 1000, since_whole_second
 
 
 def test_board_clock_before_2024_is_not_set():

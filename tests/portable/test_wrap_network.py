@@ -10,6 +10,7 @@ from compat import ticks_add, ticks_diff, ticks_ms
 from mqtt import client as client_module
 from mqtt.client import MQTTClient
 from node import node as node_module
+from node import timestamp
 from node_harness import expected_payloads, finish, make_node, reading_topic, room_filter, run_until, sim, subscriber
 from support import broker_address, poll_until, run_near_wrap, unique_id, with_ticks
 
@@ -280,12 +281,12 @@ def _week_without_wifi(tag, after):
         finally:
             finish(node, [])
 
-    saved_sync = node_module.sync_ntp
-    node_module.sync_ntp = fake_sync_ntp
+    saved_sync = timestamp.sync_ntp
+    timestamp.sync_ntp = fake_sync_ntp
     try:
         return with_ticks([node_module, client_module], clock, week)
     finally:
-        node_module.sync_ntp = saved_sync
+        timestamp.sync_ntp = saved_sync
 
 
 def test_node_reconnects_at_once_when_the_wifi_returns_after_a_week():
