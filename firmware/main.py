@@ -74,7 +74,9 @@ def main():
                 print("board file error:", e)
                 raise SystemExit(2)
             if config["DEEP_SLEEP_S"]:
-                node.cycle_and_sleep(machine.deepsleep)
+                from node.sleep import board_deepsleep
+
+                node.cycle_and_sleep(board_deepsleep(machine, feed, config["WATCHDOG_MS"]), feed=feed)
             node.run(feed=feed)
         except KeyboardInterrupt:
             raise

@@ -422,14 +422,15 @@ class Node:
 
     # ---- battery boards ------------------------------------------------
 
-    def cycle_and_sleep(self, deepsleep, ack_timeout_ms=10000, connect_timeout_ms=30000):
+    def cycle_and_sleep(self, deepsleep, ack_timeout_ms=10000, connect_timeout_ms=30000, feed=None):
         """One wake cycle: connect, announce, read every sensor, publish
         (retained), report, wait for the acks, say `offline`, then
-        deepsleep(ms). What is not acknowledged is logged. Its code is
-        node.sleep's, loaded only by a board that sleeps."""
+        deepsleep(ms) (node.sleep.board_deepsleep). What is not acknowledged
+        is logged; feed, the watchdog's, is called at least every second.
+        Its code is node.sleep's, loaded only by a board that sleeps."""
         from node import sleep
 
-        sleep.cycle_and_sleep(self, deepsleep, ack_timeout_ms, connect_timeout_ms)
+        sleep.cycle_and_sleep(self, deepsleep, ack_timeout_ms, connect_timeout_ms, feed)
 
 
 def _commands():

@@ -3,15 +3,29 @@
 # node.node loads it only on such a board (Node.cycle_and_sleep), so an
 # always-on node never holds this code.
 
+import sys
+
 from compat import ticks_add, ticks_diff
 from node import node as host  # its clock and sleep, which tests may replace
 from node.commands import publish_offline
 
+# The longest wait between two feeds of the watchdog within a wake.
+_FEED_EVERY_MS = 1000
+# A Pico's lightsleep refuses 2**32 us (71.6 min) or more ("sleep too long").
+_RP2_LONGEST_STEP_MS = 3600000
 
-def cycle_and_sleep(node, deepsleep, ack_timeout_ms, connect_timeout_ms):
+
+def _nothing():
+    pass
+
+
+def cycle_and_sleep(node, deepsleep, ack_timeout_ms, connect_timeout_ms, feed=None):
+    """feed: the watchdog's, called at least every second of the wake."""
+    feed = feed or _nothing
     client = node.client
     deadline = ticks_add(host.ticks_ms(), connect_timeout_ms)
     while not client.connected and ticks_diff(deadline, host.ticks_ms()) > 0:
+        feed()
         if node.wifi is None or node.wifi.poll(host.ticks_ms()):
             client.poll(100)
         else:
@@ -22,6 +36,7 @@ def cycle_and_sleep(node, deepsleep, ack_timeout_ms, connect_timeout_ms):
     for sensor in node.sensors:
         sensor.next_start = now
     while True:
+        feed()
         wait = node._sensors_due(host.ticks_ms())
         if all(sensor.read_at is None for sensor in node.sensors):
             break
@@ -30,9 +45,45 @@ def cycle_and_sleep(node, deepsleep, ack_timeout_ms, connect_timeout_ms):
     if node._report_due or node.config["DIAGNOSTICS_S"]:
         node._report_due = False
         node._publish_diagnostics()  # once per wake
-    if not client.wait_for_acks(ack_timeout_ms):
+    if not _wait_for_acks(client, ack_timeout_ms, feed):
         node.log("deep sleep: %d messages unacknowledged" % client.session.inflight_count())
     node.flush_store()  # unacknowledged readings are replayed after the wake-up
     publish_offline(node)  # asleep, it is not connected: Home Assistant's status sensor says so
     client.disconnect()
     deepsleep(node.config["DEEP_SLEEP_S"] * 1000)
+
+
+def _wait_for_acks(client, timeout_ms, feed):
+    deadline = ticks_add(host.ticks_ms(), timeout_ms)
+    while True:
+        feed()
+        left = ticks_diff(deadline, host.ticks_ms())
+        if left <= 0:
+            return not client.session.inflight_count()
+        if client.wait_for_acks(left if left < _FEED_EVERY_MS else _FEED_EVERY_MS):
+            return True
+
+
+def board_deepsleep(machine, feed=None, watchdog_ms=0, platform=sys.platform):
+    """deepsleep(ms) for this board. A Pico's machine.deepsleep is a
+    lightsleep and then a reset: its watchdog counts on through the
+    lightsleep (an expiry there hangs an RP2040 until it is power-cycled,
+    on firmware before 1.26), and a lightsleep of 71.6 min or more is
+    refused. There the node sleeps in steps shorter than both, feeding the
+    watchdog between them, then resets as deepsleep would."""
+    if platform != "rp2":
+        return machine.deepsleep
+    step = watchdog_ms // 2 if feed is not None and watchdog_ms else _RP2_LONGEST_STEP_MS
+
+    def deepsleep(ms):
+        while True:
+            if feed is not None:
+                feed()
+            if ms <= step:
+                break
+            machine.lightsleep(step)
+            ms -= step
+        machine.lightsleep(ms)
+        machine.reset()
+
+    return deepsleep
