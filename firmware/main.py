@@ -34,6 +34,18 @@ def forget_module(name):
         delattr(package, parts[-1])
 
 
+def stop(feed, watchdog_ms):
+    """Stop for the board file to be fixed. A watchdog once started cannot
+    be stopped: it is fed here, or the board would reset into the same
+    error for as long as it has power."""
+    if feed is None:
+        raise SystemExit(2)
+    print("stopped until the board file is fixed (make deploy); the watchdog is fed meanwhile")
+    while True:
+        feed()
+        sleep_ms(watchdog_ms // 2)
+
+
 def main():
     try:
         board, config = load_board()
@@ -72,7 +84,7 @@ def main():
                 # A board setting the node cannot use (a driver's parameter
                 # value): no retry fixes it, so stop as for a board file error.
                 print("board file error:", e)
-                raise SystemExit(2)
+                stop(feed, config["WATCHDOG_MS"])
             if config["DEEP_SLEEP_S"]:
                 from node.sleep import board_deepsleep
 

@@ -13,12 +13,16 @@
 # give both runtimes MicroPython's shape.
 import select
 import socket
+import sys
 
 from compat import const
 
 _EAGAIN = (11, 35)  # Linux, BSD/macOS
 _IPPROTO_TCP = const(6)
 _TCP_NODELAY = const(1)
+# Ports whose socket module lacks the names but takes BSD's numbers: the
+# Unix port's. A board's lwIP (the Pico W's) numbers the option otherwise.
+_BSD_NUMBERED = ("linux", "darwin")
 
 POLLIN = select.POLLIN
 POLLOUT = select.POLLOUT
@@ -50,12 +54,20 @@ else:  # MicroPython
         return False
 
 
-def set_nodelay(sock):
+def set_nodelay(sock, platform=sys.platform):
     # Nagle would hold a small PUBLISH back until the previous one is acked.
+    # The option's number is the port's own: 1 on the Unix port and ESP32,
+    # lwIP's TF_NODELAY (0x40) on a Pico W, whose setsockopt prints a
+    # warning for a number it does not know.
+    option = getattr(socket, "TCP_NODELAY", None)
+    if option is None:
+        if platform not in _BSD_NUMBERED:
+            return  # firmware without the option: still correct, only slower
+        option = _TCP_NODELAY
     try:
-        sock.setsockopt(_IPPROTO_TCP, _TCP_NODELAY, 1)
+        sock.setsockopt(getattr(socket, "IPPROTO_TCP", _IPPROTO_TCP), option, 1)
     except (OSError, AttributeError):
-        pass  # a port without the option: still correct, only slower
+        pass
 
 
 # tls_context, tls_wrap, is_tls_error: in nettls, loaded when first asked for

@@ -452,6 +452,29 @@ def test_firmware_stops_at_boot_on_a_driver_parameter_it_refuses(tmp_path):
     assert "spread and step must be >= 0" in result.stdout and "restarting" not in result.stdout, result.stdout
 
 
+def test_firmware_with_a_watchdog_stops_on_a_refused_parameter_without_resetting(tmp_path):
+    # The watchdog started before the node was built cannot be stopped: a
+    # board that exits would reset into the same error every WATCHDOG_MS.
+    # It stops in place instead, feeding the watchdog (the Unix port's fake
+    # kills the process as a reset when it is not fed).
+    with open(os.path.join(BOARDS, "unix.py")) as f:
+        text = f.read()
+    board = text.replace('"params": {"seed": 2}', '"params": {"spread": -1}') + "\nWATCHDOG_MS = 1000\n"
+    (tmp_path / "bad_param_wdt_board.py").write_text(board)
+    env = run_local.node_environment("127.0.0.1", 1, "bad_param_wdt_board")
+    env["MICROPYPATH"] += ":" + str(tmp_path)
+    try:
+        result = subprocess.run(
+            run_local.micropython_command() + [MAIN], env=env, cwd=ROOT, capture_output=True, text=True, timeout=4
+        )
+        raise AssertionError("exited (%s) within four watchdog periods:\n%s" % (result.returncode, result.stdout))
+    except subprocess.TimeoutExpired as e:  # still there, as wanted; run() has ended it
+        output = e.stdout.decode() if isinstance(e.stdout, bytes) else e.stdout or ""
+    assert "board file error: board SENSORS[1] (sim_humidity) params:" in output, output
+    assert "stopped until the board file is fixed" in output, output
+    assert "resetting the board" not in output and output.count("board file error") == 1, output
+
+
 # ---- safe mode ------------------------------------------------------------------
 
 

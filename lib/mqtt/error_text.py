@@ -27,8 +27,16 @@ _STEPS = (
 _WAITS = ("connect_timeout_ms", "io_timeout_ms", "publish_timeout_ms", "timeout_ms")
 
 
+# lwIP's blocking connect (ESP32, Pico W) says EINPROGRESS, not ETIMEDOUT,
+# when its time is up.
+_LWIP_EINPROGRESS = 119
+
+
 def tcp_connect_failed(error, client):
-    return with_context(error, "TCP connect to %s:%d" % (client.host, client.port))
+    step = "TCP connect to %s:%d" % (client.host, client.port)
+    if error.args and error.args[0] == _LWIP_EINPROGRESS:
+        return MQTTTimeout("%s timed out" % step)
+    return with_context(error, step)
 
 
 def connect_deadline(client, step):

@@ -120,3 +120,17 @@ def test_caller_mistakes_raise_value_error_naming_the_value():
         raise AssertionError("accepted %r" % ((topic[:20], len(payload), qos),))
     assert client.connected
     assert client.session.inflight_count() == 0
+
+
+def test_a_tcp_connect_that_lwip_gives_up_on_is_a_timeout():
+    # A board's lwIP ends a blocking connect whose time is up with
+    # EINPROGRESS (119 on ESP32 and the Pico W), not ETIMEDOUT.
+    from mqtt.client import MQTTTimeout
+    from mqtt.error_text import tcp_connect_failed
+
+    client = MQTTClient("lwip", "192.0.2.7", 1883)
+    error = tcp_connect_failed(OSError(119), client)
+    assert isinstance(error, MQTTTimeout), repr(error)
+    assert str(error) == "TCP connect to 192.0.2.7:1883 timed out", str(error)
+    refused = tcp_connect_failed(OSError(111, "ECONNREFUSED"), client)
+    assert not isinstance(refused, MQTTTimeout) and refused.args[0] == 111, repr(refused)
