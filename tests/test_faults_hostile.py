@@ -304,30 +304,43 @@ def test_burst_of_acks_larger_than_tx_scratch_does_not_crash(runtime):
 OVERSIZE_TO_WEDGE = 20  # mosquitto's default max_inflight_messages per client
 
 
-def test_oversize_qos1_messages_from_mosquitto_do_not_wedge_delivery_cpython(broker):
-    """The consequence of the bug above with a real broker: 20 QoS 1
+@pytest.mark.parametrize(
+    "qos, topic_longer_than_rx_size",
+    [(1, False), (1, True), (2, True)],
+    ids=["qos1", "qos1-topic-longer-than-rx_size", "qos2-topic-longer-than-rx_size"],
+)
+def test_oversize_messages_from_mosquitto_do_not_wedge_delivery_cpython(broker, qos, topic_longer_than_rx_size):
+    """The consequence of the bug above with a real broker: 20 QoS 1 (or 2)
     messages too large for the client's receive buffer, then a small one.
-    The small one must arrive; today it never does (CPython in-process;
-    the Unix port runs the same client code)."""
-    topic = "house/test/oversize-%s" % uuid.uuid4().hex[:8]
-    client = MQTTClient("node-oversize-" + uuid.uuid4().hex[:8], "127.0.0.1", broker.port, clean_session=False)
+    The small one must arrive, and none of the large ones. With a topic
+    longer than the buffer the packet id comes only in the drained bytes
+    (CPython in-process; the Unix port runs the same client code)."""
+    base = "house/test/oversize-%s" % uuid.uuid4().hex[:8]
+    rx_size = 512
+    client = MQTTClient(
+        "node-oversize-" + uuid.uuid4().hex[:8], "127.0.0.1", broker.port, clean_session=False, rx_size=rx_size
+    )
+    if topic_longer_than_rx_size:
+        topic, payload = base + "/" + "x" * rx_size, b"x" * 100
+    else:
+        topic, payload = base, b"x" * 2000
     received = []
     client.on_message = lambda c, u, m: received.append(m.payload)
     client.connect()
     sender = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="sender-" + uuid.uuid4().hex[:8])
     try:
-        client.subscribe(topic, 1)
+        client.subscribe(base + "/#", qos)  # base itself too (3.1.1 section 4.7.1.2)
         client.poll(300)
         sender.connect("127.0.0.1", broker.port)
         sender.loop_start()
         for _ in range(OVERSIZE_TO_WEDGE):
-            sender.publish(topic, b"x" * 2000, 1).wait_for_publish(2)
-        sender.publish(topic, b"small", 1).wait_for_publish(2)
+            sender.publish(topic, payload, qos).wait_for_publish(2)
+        sender.publish(base, b"small", qos).wait_for_publish(2)
         deadline = time.monotonic() + 3
         while b"small" not in received and time.monotonic() < deadline:
             client.poll(50)
         assert client.oversize_dropped == OVERSIZE_TO_WEDGE
-        assert received == [b"small"], "QoS 1 delivery wedged after %d oversize messages" % OVERSIZE_TO_WEDGE
+        assert received == [b"small"], "QoS %d delivery wedged after %d oversize messages" % (qos, OVERSIZE_TO_WEDGE)
     finally:
         sender.loop_stop()
         sender.disconnect()

@@ -424,7 +424,7 @@ class MQTTClient:
         if self._drain:
             n = self._read_into_stage(len(self._stage) if self._drain > len(self._stage) else self._drain)
             if n:
-                self._drain -= n
+                self._drained(n)
                 session.heard(ticks_ms())
             return
         rx = self._rx

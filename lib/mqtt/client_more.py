@@ -9,6 +9,13 @@ from compat import const, ticks_ms
 
 _PUBLISH = const(3)  # 3.1.1 section 2.2.1
 
+# What _pick_id takes next from a dropped QoS 1/2 PUBLISH's variable header
+# (3.1.1 section 3.3.2): the topic length's two bytes, then, after the
+# topic, the packet id's. 0: nothing (picked, or not such a PUBLISH).
+_TOPIC_LENGTH_HIGH = const(4)
+_TOPIC_LENGTH_LOW = const(3)
+_ID_LOW = const(1)
+
 # What MQTTClient.__getattr__ takes from here.
 METHODS = (
     "will_set",
@@ -19,6 +26,7 @@ METHODS = (
     "subscribe",
     "unsubscribe",
     "_check_oversize",
+    "_drained",
     "_subacked",
     "_unsubacked",
 )
@@ -106,24 +114,56 @@ def unsubscribe(self, topic):
 def _check_oversize(self):
     # The receive buffer is full and holds no whole packet: one larger
     # than the buffer is drained and counted, never handled by growing
-    # the buffer (the peer picks its length). Its start is in the buffer,
-    # so a PUBLISH's packet id is too.
+    # the buffer (the peer picks its length).
     from mqtt.packet_more import Packet, decode_header
 
     rx = self._rx
     header = Packet()
     if decode_header(rx, 0, len(rx), header) <= 0 or header.length <= len(rx):
         return
-    if header.type == _PUBLISH and header.flags & 0x06:
-        # 3.1.1 section 4.3: acknowledge it anyway, or the broker resends
-        # it at every reconnect and holds back everything after it.
-        at = header.header_length
-        id_at = at + 2 + ((rx[at] << 8) | rx[at + 1])
-        if id_at + 2 <= len(rx):
-            self.session.ack_dropped((header.flags >> 1) & 3, (rx[id_at] << 8) | rx[id_at + 1])
     self._drain = header.length - len(rx)
     self._rx_length = 0
     self.oversize_dropped += 1
+    self._pick = 0
+    if header.type == _PUBLISH and header.flags & 0x06:
+        # 3.1.1 section 4.3: acknowledge it anyway, or the broker resends
+        # it at every reconnect and holds back everything after it. Its
+        # packet id follows the topic: in the buffer, or in the bytes
+        # drained after it (a topic longer than the buffer).
+        self._pick = _TOPIC_LENGTH_HIGH
+        self._pick_skip = 0
+        self._pick_value = 0
+        self._pick_qos = (header.flags >> 1) & 3
+        _pick_id(self, rx, header.header_length, len(rx))
+
+
+def _drained(self, n):
+    """n more bytes of the packet being drained are in the stage."""
+    self._drain -= n
+    if self._pick:
+        _pick_id(self, self._stage, 0, n)
+
+
+def _pick_id(self, buf, at, end):
+    # buf[at:end]: the next bytes of the dropped PUBLISH's variable header,
+    # in order, whatever reads or the buffer's end split them at. Keeps
+    # where it is in the header across calls; acknowledges the packet at
+    # its id's last byte. Allocates nothing.
+    at += self._pick_skip
+    while at < end:
+        step = self._pick
+        value = (self._pick_value << 8) | buf[at]
+        at += 1
+        if step == _ID_LOW:
+            self._pick = 0
+            self.session.ack_dropped(self._pick_qos, value)
+            return
+        if step == _TOPIC_LENGTH_LOW:
+            at += value  # past the topic
+            value = 0
+        self._pick = step - 1
+        self._pick_value = value
+    self._pick_skip = at - end
 
 
 def deliver(self, buf, packet):
