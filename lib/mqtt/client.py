@@ -266,6 +266,10 @@ class MQTTClient:
         if session.state != CONNECTED:
             return self._poll_disconnected(timeout_ms)
         try:
+            if session.out_count:
+                # QoS 0 messages batched (autoflush off) may fill the
+                # transmit buffer: out before a PINGREQ is queued into it.
+                self._flush()
             wait = session.tick(ticks_ms())
             if session.out_count:
                 self._flush()

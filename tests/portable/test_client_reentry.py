@@ -1,0 +1,133 @@
+# The transmit buffer QoS 0 messages, acks, pings, SUBSCRIBE and DISCONNECT
+# share: batched QoS 0 messages (autoflush off) that fill it go out before
+# anything else is queued into it.
+# Through a scripted stream: each read returns the next chunk the test queued.
+import mqtt.client as client_module
+from compat import ticks_add, ticks_ms
+from mqtt.client import MQTTClient
+from support import with_ticks
+
+SMALL_HEAP = True
+
+CONNACK = b"\x20\x02\x00\x00"
+PINGREQ = b"\xc0\x00"
+DISCONNECT = b"\xe0\x00"
+READING_TOPIC = b"house/kitchen/temp"
+READING = b"0123456789"  # with READING_TOPIC, a 32-byte QoS 0 PUBLISH: four fill a 128-byte tx_size
+
+
+class ScriptedStream:
+    handshake = None
+
+    def __init__(self):
+        self.chunks = [CONNACK]
+        self.written = bytearray()
+        self.closed = False
+
+    def write(self, buf, offset, length):
+        self.written.extend(buf[offset : offset + length])
+        return length
+
+    def readinto(self, buf, length):
+        if not self.chunks:
+            return None
+        chunk = self.chunks[0]
+        n = len(chunk) if len(chunk) < length else length
+        buf[0:n] = chunk[0:n]
+        if n < len(chunk):
+            self.chunks[0] = chunk[n:]
+        else:
+            self.chunks.pop(0)
+        return n
+
+    def wait_readable(self, timeout_ms):
+        return bool(self.chunks)
+
+    def wait_writable(self, timeout_ms):
+        return True
+
+    def close(self):
+        self.closed = True
+
+
+def connected(**kwargs):
+    """A connected client and its stream, with what connecting wrote cleared."""
+    streams = []
+
+    def transport(client, deadline):
+        stream = ScriptedStream()
+        streams.append(stream)
+        return stream
+
+    client = MQTTClient("kitchen-node", "broker.invalid", transport=transport, **kwargs)
+    client.connect()
+    stream = streams[0]
+    stream.written = bytearray()
+    return client, stream
+
+
+def publish_packet(topic, payload, qos=0, packet_id=0):
+    body = bytes([len(topic) >> 8, len(topic) & 0xFF]) + topic
+    if qos:
+        body += bytes([packet_id >> 8, packet_id & 0xFF])
+    body += payload
+    return bytes([0x30 | (qos << 1), len(body)]) + body  # bodies under 128 bytes: a one-byte length
+
+
+def puback(packet_id):
+    return bytes([0x40, 0x02, packet_id >> 8, packet_id & 0xFF])
+
+
+def fill_transmit_buffer(client):
+    """Four batched QoS 0 readings, exactly the 128-byte tx_size; returns their bytes."""
+    client.autoflush = False
+    for _ in range(4):
+        client.publish(READING_TOPIC, READING, 0)
+    return 4 * publish_packet(READING_TOPIC, READING)
+
+
+# ---- a full transmit buffer ------------------------------------------------
+
+
+def test_a_ping_due_when_batched_qos0_messages_fill_the_transmit_buffer_goes_out_after_them():
+    client, stream = connected(keepalive=1, tx_size=128)
+    readings = fill_transmit_buffer(client)
+    assert not stream.written
+    start = ticks_ms()
+
+    def one_keepalive_later():
+        return ticks_add(start, 1000)
+
+    for _ in range(2):
+        with_ticks([client_module], one_keepalive_later, lambda: client.poll(0))
+    assert client.connected
+    assert bytes(stream.written) == readings + PINGREQ, bytes(stream.written)
+
+
+def test_subscribe_unsubscribe_and_disconnect_write_out_a_full_transmit_buffer_first():
+    for name, first_byte in (("subscribe", 0x82), ("unsubscribe", 0xA2), ("disconnect", 0xE0)):
+        client, stream = connected(tx_size=128)
+        readings = fill_transmit_buffer(client)
+        if name == "subscribe":
+            client.subscribe("house/kitchen/kitchen-node/set/+", 1)
+        elif name == "unsubscribe":
+            client.unsubscribe("house/kitchen/kitchen-node/set/+")
+        else:
+            client.disconnect()
+        written = bytes(stream.written)
+        assert written[: len(readings)] == readings, (name, written)
+        assert written[len(readings)] == first_byte, (name, written)
+
+
+def test_qos0_messages_a_callback_batches_leave_room_for_the_ack_of_its_message():
+    client, stream = connected(tx_size=128)
+    batched = []
+
+    def on_message(c, userdata, message):
+        batched.append(fill_transmit_buffer(c))
+
+    client.on_message = on_message
+    stream.chunks.append(publish_packet(b"cmd/report", b"", 1, 9))
+    client.poll(0)
+    assert client.connected
+    assert bytes(stream.written) == batched[0] + puback(9), bytes(stream.written)
