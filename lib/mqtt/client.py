@@ -352,17 +352,14 @@ class MQTTClient:
         # No room: write out what is queued (earlier QoS 0 packets fill the
         # transmit buffer when autoflush is off), else poll for acks (the
         # in-flight table or its pool is full), for up to publish_timeout_ms.
+        # The deadline holds whatever each pass does.
         session = self.session
         deadline = ticks_add(ticks_ms(), self.publish_timeout_ms)
+        left = self.publish_timeout_ms
         while True:
-            if session.out_count:
+            if session.out_count and self.connected:
                 self.flush()
             else:
-                left = ticks_diff(deadline, ticks_ms())
-                if left <= 0:
-                    from mqtt.error_text import inflight_full
-
-                    raise inflight_full(session.inflight_count(), self.publish_timeout_ms)
                 self.poll(left)
             if not qos and session.state != CONNECTED:
                 from mqtt.error_text import qos0_not_connected
@@ -371,6 +368,11 @@ class MQTTClient:
             packet_id = session.publish(topic, payload, qos, retain, ticks_ms(), payload_len)
             if packet_id >= 0:
                 return packet_id
+            left = ticks_diff(deadline, ticks_ms())
+            if left <= 0:
+                from mqtt.error_text import inflight_full
+
+                raise inflight_full(session.inflight_count(), self.publish_timeout_ms)
 
     def flush(self):
         """Write out whatever is queued. A link failure becomes a reconnect."""

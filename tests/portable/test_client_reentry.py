@@ -1,10 +1,11 @@
-# The transmit buffer QoS 0 messages, acks, pings, SUBSCRIBE and DISCONNECT
-# share: batched QoS 0 messages (autoflush off) that fill it go out before
-# anything else is queued into it.
+# What a callback called from inside a read (on_message) cannot break: the
+# acks queued for what was read, and publish()'s deadline; and the transmit
+# buffer QoS 0 messages, acks, pings, SUBSCRIBE and DISCONNECT share.
 # Through a scripted stream: each read returns the next chunk the test queued.
 import mqtt.client as client_module
 from compat import ticks_add, ticks_ms
 from mqtt.client import MQTTClient
+from mqtt.errors import InflightFull
 from support import with_ticks
 
 SMALL_HEAP = True
@@ -84,6 +85,48 @@ def fill_transmit_buffer(client):
     for _ in range(4):
         client.publish(READING_TOPIC, READING, 0)
     return 4 * publish_packet(READING_TOPIC, READING)
+
+
+# ---- a disconnect from a callback ------------------------------------------
+
+
+def test_disconnect_in_on_message_sends_no_ack_and_handles_nothing_after_it():
+    client, stream = connected()
+    delivered = []
+
+    def on_message(c, userdata, message):
+        delivered.append(message.topic)
+        c.disconnect()  # a reboot command, say
+
+    client.on_message = on_message
+    stream.chunks.append(publish_packet(b"cmd/reboot", b"", 1, 5) + publish_packet(b"cmd/other", b"", 1, 6))
+    client.poll(0)
+    assert delivered == ["cmd/reboot"], delivered
+    assert not client.connected and client.session.out_count == 0
+    # No PUBACK queued for a connection that is gone: the broker sends the message again.
+    assert bytes(stream.written) == DISCONNECT, bytes(stream.written)
+
+
+def test_a_publish_waiting_for_room_keeps_its_deadline_while_bytes_wait_unwritable():
+    client, stream = connected(inflight_max=1, publish_timeout_ms=20)
+    client.publish("out", b"1", 1)  # the window is full
+    client.session.disconnect()  # the session's DISCONNECT queued, the link marked down, nothing written
+    flushes = [0]
+    real_flush = client.flush
+
+    def counted_flush():
+        flushes[0] += 1
+        if flushes[0] > 1000:
+            raise AssertionError("publish() went on flushing a queue that cannot be written")
+        real_flush()
+
+    client.flush = counted_flush
+    try:
+        client.publish("out", b"2", 1)
+    except InflightFull as e:
+        assert "20 ms" in str(e), str(e)
+    else:
+        raise AssertionError("a publish with no room returned")
 
 
 # ---- a full transmit buffer ------------------------------------------------
