@@ -1,6 +1,7 @@
-# What a callback called from inside a read (on_message) cannot break: the
-# acks queued for what was read, and publish()'s deadline; and the transmit
-# buffer QoS 0 messages, acks, pings, SUBSCRIBE and DISCONNECT share.
+# The client called back from inside a read (on_message, on_publish): what a
+# callback may do there, and what it cannot break: the receive buffer the
+# session is still handling, the acks it queues, the transmit buffer they
+# share with QoS 0 messages, pings, SUBSCRIBE and DISCONNECT.
 # Through a scripted stream: each read returns the next chunk the test queued.
 import mqtt.client as client_module
 from compat import ticks_add, ticks_ms
@@ -85,6 +86,85 @@ def fill_transmit_buffer(client):
     for _ in range(4):
         client.publish(READING_TOPIC, READING, 0)
     return 4 * publish_packet(READING_TOPIC, READING)
+
+
+# ---- a publish from a callback ---------------------------------------------
+
+
+def test_a_publish_from_on_message_with_no_room_raises_at_once_and_reads_nothing():
+    client, stream = connected(inflight_max=1)
+    first = client.publish("out", b"first", 1)  # the one-entry window is full
+    delivered, refused = [], []
+
+    def on_message(c, userdata, message):
+        delivered.append(message.topic)
+        if message.topic == "req/a":
+            try:
+                c.publish("resp/a", b"answer", 1)
+            except InflightFull as e:
+                refused.append((str(e), len(stream.chunks)))
+
+    client.on_message = on_message
+    stream.chunks.append(publish_packet(b"req/a", b"a") + publish_packet(b"req/b", b"b"))
+    stream.chunks.append(puback(first) + publish_packet(b"req/c", b"c" * 40))
+    client.poll(0)
+    # Waiting for room would have read the next chunk over req/b, still unhandled.
+    assert delivered == ["req/a", "req/b"], delivered
+    assert len(refused) == 1, refused
+    message, chunks_left = refused[0]
+    assert chunks_left == 1, "the callback read from the stream"
+    assert "callback" in message, message
+    client.poll(0)
+    assert delivered == ["req/a", "req/b", "req/c"], delivered
+    assert client.connected and client.session.inflight_count() == 0
+
+
+def test_poll_and_wait_for_acks_in_a_callback_read_nothing():
+    client, stream = connected()
+    first = client.publish("out", b"first", 1)
+    seen = []
+
+    def on_message(c, userdata, message):
+        c.poll(0)
+        seen.append((c.wait_for_acks(1000), len(stream.chunks)))
+
+    client.on_message = on_message
+    stream.chunks.append(publish_packet(b"req/a", b"a"))
+    stream.chunks.append(puback(first))
+    client.poll(0)
+    assert seen == [(False, 1)], seen  # not acknowledged yet, and its PUBACK still unread
+    client.poll(0)
+    assert client.connected and client.session.inflight_count() == 0
+
+
+def test_callbacks_publish_at_qos_0_and_where_the_window_has_room():
+    client, stream = connected(inflight_max=1)
+    acked = []
+
+    def on_message(c, userdata, message):
+        c.publish("resp/0", b"zero", 0)
+
+    def on_publish(c, userdata, packet_id):
+        # Its entry is free by now: the next message takes it.
+        acked.append(packet_id)
+        if len(acked) < 3:
+            c.publish("chain", b"%d" % len(acked), 1)
+
+    client.on_message = on_message
+    client.on_publish = on_publish
+    first = client.publish("chain", b"0", 1)
+    stream.written = bytearray()
+    stream.chunks.append(publish_packet(b"req/a", b"a", 1, 7) + puback(first))
+    client.poll(0)
+    stream.chunks.append(puback(first + 1))
+    client.poll(0)
+    stream.chunks.append(puback(first + 2))
+    client.poll(0)
+    assert acked == [first, first + 1, first + 2]
+    assert client.connected and client.session.inflight_count() == 0
+    expected = publish_packet(b"resp/0", b"zero") + puback(7)
+    expected += publish_packet(b"chain", b"1", 1, first + 1) + publish_packet(b"chain", b"2", 1, first + 2)
+    assert bytes(stream.written) == expected, bytes(stream.written)
 
 
 # ---- a disconnect from a callback ------------------------------------------
