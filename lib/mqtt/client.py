@@ -141,6 +141,9 @@ class MQTTClient:
         self._rx_length = 0
         self._stage = bytearray(_STAGE_SIZE)
         self._drain = 0
+        # True while the session walks the receive buffer, callbacks included:
+        # a read then would overwrite the bytes it has yet to handle.
+        self._receiving = False
         self._reconnect_at = 0
         self._reconnect_due = False
 
@@ -266,6 +269,10 @@ class MQTTClient:
         if session.state != CONNECTED:
             return self._poll_disconnected(timeout_ms)
         try:
+            if session.out_count:
+                # QoS 0 messages batched (autoflush off) may fill the
+                # transmit buffer: out before a PINGREQ is queued into it.
+                self._flush()
             wait = session.tick(ticks_ms())
             if session.out_count:
                 self._flush()
@@ -311,12 +318,13 @@ class MQTTClient:
 
     def wait_for_acks(self, timeout_ms):
         """Poll until every QoS 1/2 message is acknowledged. Returns True
-        if they all were within timeout_ms."""
+        if they all were within timeout_ms. In a callback, where acks cannot
+        be read until it returns, False at once while any is in flight."""
         deadline = ticks_add(ticks_ms(), _wait_ms(_TIMEOUT, timeout_ms))
         session = self.session
         while session.inflight_count():
             left = ticks_diff(deadline, ticks_ms())
-            if left <= 0:
+            if left <= 0 or self._receiving:
                 return False
             self.poll(left)
         return True
@@ -328,7 +336,9 @@ class MQTTClient:
         messages are kept until acknowledged, across reconnects; published
         while the link is down they wait in the in-flight table. When the
         table is full this polls for up to publish_timeout_ms, then raises
-        InflightFull. Bad topic, QoS or size raise ValueError."""
+        InflightFull; in a callback (on_message, on_publish...), which must
+        return before acks can be read, it raises InflightFull at once.
+        Bad topic, QoS or size raise ValueError."""
         session = self.session
         if not qos and session.state != CONNECTED:
             from mqtt.error_text import qos0_not_connected
@@ -348,17 +358,19 @@ class MQTTClient:
         # No room: write out what is queued (earlier QoS 0 packets fill the
         # transmit buffer when autoflush is off), else poll for acks (the
         # in-flight table or its pool is full), for up to publish_timeout_ms.
+        # Not in a callback of a read: polling there would read over the
+        # bytes being handled, and the acks come only after it returns.
         session = self.session
         deadline = ticks_add(ticks_ms(), self.publish_timeout_ms)
+        left = self.publish_timeout_ms
         while True:
-            if session.out_count:
+            if session.out_count and self.connected:
                 self.flush()
-            else:
-                left = ticks_diff(deadline, ticks_ms())
-                if left <= 0:
-                    from mqtt.error_text import inflight_full
+            elif self._receiving:
+                from mqtt.error_text import inflight_full_in_callback
 
-                    raise inflight_full(session.inflight_count(), self.publish_timeout_ms)
+                raise inflight_full_in_callback(session.inflight_count())
+            else:
                 self.poll(left)
             if not qos and session.state != CONNECTED:
                 from mqtt.error_text import qos0_not_connected
@@ -367,6 +379,11 @@ class MQTTClient:
             packet_id = session.publish(topic, payload, qos, retain, ticks_ms(), payload_len)
             if packet_id >= 0:
                 return packet_id
+            left = ticks_diff(deadline, ticks_ms())
+            if left <= 0:
+                from mqtt.error_text import inflight_full
+
+                raise inflight_full(session.inflight_count(), self.publish_timeout_ms)
 
     def flush(self):
         """Write out whatever is queued. A link failure becomes a reconnect."""
@@ -416,9 +433,10 @@ class MQTTClient:
 
     def _read(self, timeout_ms):
         """Wait up to timeout_ms for bytes, read what is there, hand every
-        complete packet to the session. Raises OSError on EOF."""
+        complete packet to the session. Raises OSError on EOF. Called from a
+        callback of a read (a poll() there), it reads nothing."""
         stream = self._stream
-        if not stream.wait_readable(timeout_ms):
+        if self._receiving or not stream.wait_readable(timeout_ms):
             return
         session = self.session
         if self._drain:
@@ -452,14 +470,18 @@ class MQTTClient:
         # Part of a packet counts as hearing from the broker too: one busy
         # sending a large packet over a slow link is not silent, and answers
         # a PINGREQ only after it.
-        consumed = session.receive(rx, 0, have, ticks_ms())
-        while consumed < have and session.out_count and session.state == CONNECTED:
-            # The session stopped for room to queue acks: send them, go on.
-            self._flush()
-            n = session.receive(rx, consumed, have, ticks_ms())
-            if not n:
-                break
-            consumed += n
+        self._receiving = True
+        try:
+            consumed = session.receive(rx, 0, have, ticks_ms())
+            while consumed < have and session.out_count and session.state == CONNECTED:
+                # The session stopped for room to queue acks: send them, go on.
+                self._flush()
+                n = session.receive(rx, consumed, have, ticks_ms())
+                if not n:
+                    break
+                consumed += n
+        finally:
+            self._receiving = False
         left = have - consumed
         if left and consumed:
             for i in range(left):

@@ -8,6 +8,7 @@
 from compat import const, ticks_ms
 
 _PUBLISH = const(3)  # 3.1.1 section 2.2.1
+_ACK_SIZE = const(4)  # PUBACK, PUBREC: what the session queues after on_message
 
 # What _pick_id takes next from a dropped QoS 1/2 PUBLISH's variable header
 # (3.1.1 section 3.3.2): the topic length's two bytes, then, after the
@@ -50,8 +51,9 @@ def will_set(self, topic, payload, qos=0, retain=False):
 def disconnect(self):
     """Clean DISCONNECT: the broker discards the last will."""
     if self.connected:
-        self.session.disconnect()
         try:
+            self._flush()  # what is queued goes first, and may fill the transmit buffer DISCONNECT goes into
+            self.session.disconnect()
             self._flush()
         except OSError:
             pass
@@ -84,6 +86,7 @@ def loop_forever(self, timeout_ms=1000):
 def subscribe(self, topic, qos=0):
     """Subscribe to one filter, or a list of (filter, qos). Returns the
     packet id; the result arrives at on_subscribe."""
+    self.flush()  # QoS 0 messages batched (autoflush off) may fill the transmit buffer SUBSCRIBE goes into
     if not self.connected:
         from mqtt.errors import NotConnected
 
@@ -99,6 +102,7 @@ def subscribe(self, topic, qos=0):
 def unsubscribe(self, topic):
     """Unsubscribe from one filter, or a list of them. Returns the packet
     id; the broker's UNSUBACK arrives at on_unsubscribe."""
+    self.flush()  # as for SUBSCRIBE: room in the transmit buffer
     if not self.connected:
         from mqtt.errors import NotConnected
 
@@ -171,6 +175,11 @@ def deliver(self, buf, packet):
     topic = str(bytes(buf[packet.topic_start : packet.topic_start + packet.topic_length]), "utf-8")
     payload = bytes(buf[packet.payload_start : packet.payload_start + packet.payload_length])
     self.on_message(self, self.userdata, Message(topic, payload, packet.qos, bool(packet.retain), bool(packet.dup)))
+    session = self.session
+    if session.out_count and session._scratch_size - session._scratch_end < _ACK_SIZE and self.connected:
+        # QoS 0 messages the callback batched (autoflush off) filled the
+        # transmit buffer: out with them, so that this message's ack fits.
+        self._flush()
 
 
 def log_downgrade(self):

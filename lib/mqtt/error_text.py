@@ -66,6 +66,13 @@ def inflight_full(count, publish_timeout_ms):
     return InflightFull("in-flight table full: %d messages unacknowledged for %d ms" % (count, publish_timeout_ms))
 
 
+def inflight_full_in_callback(count):
+    return InflightFull(
+        "in-flight table full: %d messages unacknowledged, and a callback cannot wait for their acks (they are "
+        "read after it returns): publish from the loop, or when session.inflight_free() is not 0" % count
+    )
+
+
 def output_queue_full():
     return ValueError("output queue full: the client must write out pending bytes first")
 

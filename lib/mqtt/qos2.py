@@ -6,7 +6,7 @@
 
 from compat import const
 from mqtt.packet_more import PUBCOMP, PUBREC, PUBREL, encode_ack
-from mqtt.session import AWAIT_PUBCOMP, AWAIT_PUBREC
+from mqtt.session import AWAIT_PUBCOMP, AWAIT_PUBREC, DISCONNECTED
 
 # Incoming QoS 2 ids awaiting PUBREL, one bit per packet id: 3.1.1 (sections
 # 4.3.3, 4.4) sets no limit on how many a broker sends before PUBRELs come.
@@ -64,6 +64,8 @@ def received_publish(session, buf, packet):
         bits[packet_id >> 3] |= mask
         if session.on_message is not None:
             session.on_message(buf, packet)
+        if session.state == DISCONNECTED:
+            return  # the callback disconnected: no PUBREC for a connection that is gone
     session._queue_scratch(encode_ack(session._scratch, session._scratch_end, PUBREC, packet_id))
 
 

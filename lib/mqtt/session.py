@@ -456,10 +456,11 @@ class Session:
     def receive(self, buf, start, end, now):
         """Handle every complete packet in buf[start:end]. Returns the number
         of bytes consumed; the caller keeps the rest for next time. Bytes
-        came, so the link is alive, a whole packet or not."""
+        came, so the link is alive, a whole packet or not. Stops once a
+        callback has disconnected: the rest was for that connection."""
         self._last_received = now
         begin = start
-        while start < end:
+        while start < end and self.state != DISCONNECTED:
             first = buf[start]
             if first == _PUBACK_BYTE and end - start > 3 and buf[start + 1] == 2 and self.state == CONNECTED:
                 # PUBACK (3.1.1 section 3.4), what a publishing node reads

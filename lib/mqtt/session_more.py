@@ -86,7 +86,9 @@ def _on_publish(self, buf, packet):
         return
     if self.on_message is not None:
         self.on_message(buf, packet)
-    if qos:
+    # Not once the callback has disconnected: the ack would wait in the
+    # queue for a connection that is gone (the broker sends it again).
+    if qos and self.state != DISCONNECTED:
         self._queue_scratch(encode_ack(self._scratch, self._scratch_end, PUBACK, packet.packet_id))
 
 

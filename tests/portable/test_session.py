@@ -256,6 +256,24 @@ def test_incoming_qos1_delivered_and_acknowledged():
     assert output(s) == bytes([0x40, 0x02, 0x00, 0x07])
 
 
+def test_a_callback_that_drops_the_link_stops_the_read_and_queues_no_ack():
+    # The client's disconnect() from on_message ends in connection_lost():
+    # an ack queued after it would wait for a connection that is gone.
+    for qos in (1, 2):
+        s = connected()
+        delivered = []
+
+        def on_message(buf, packet, s=s, delivered=delivered):
+            delivered.append(packet.packet_id)
+            s.connection_lost()
+
+        s.on_message = on_message
+        first = publish_bytes(qos, 1)
+        assert feed(s, first + publish_bytes(qos, 2)) == len(first)
+        assert delivered == [1], (qos, delivered)
+        assert s.state == DISCONNECTED and s.out_count == 0, qos
+
+
 def test_incoming_qos2_delivered_once_across_duplicates():
     s = connected()
     got = []
