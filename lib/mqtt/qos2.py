@@ -30,14 +30,15 @@ def received(session, kind, packet_id, now):
     if kind == PUBCOMP:
         session._free(i)
         return
-    # The PUBREL takes the entry's place in the pool, where its PUBLISH was:
-    # it is resent until PUBCOMP.
-    start = session._start[i]
-    session._length[i] = encode_ack(session.mem, start, PUBREL, packet_id)
+    # The PUBREL goes in the room its PUBLISH kept after it, and is resent
+    # until PUBCOMP. The PUBLISH stays: a broker found at a reconnect to
+    # have lost the session is sent it again (Session._resend_all).
+    start = session._start[i] + session._length[i]
+    n = encode_ack(session.mem, start, PUBREL, packet_id)
     session._await[i] = AWAIT_PUBCOMP
     session._sent[i] = now
     session._wait[i] = session.retry_ms
-    session._queue(start, session._length[i])
+    session._queue(start, n)
 
 
 def downgraded(session, i):

@@ -4,8 +4,9 @@
 #
 # Outgoing bytes live in one preallocated buffer, `mem`: a scratch region
 # for packets sent once (QoS 0, acks, pings, CONNECT, SUBSCRIBE), then a pool
-# where each in-flight message's encoded PUBLISH (or PUBREL) waits for its
-# ack, in as many bytes as it takes (no fixed-size slots). What to write
+# where each in-flight message's encoded PUBLISH (and a QoS 2 one's PUBREL
+# after it) waits for its ack, in as many bytes as it takes (no fixed-size
+# slots). What to write
 # next is a queue of (start, length) segments into `mem`, so a publish
 # costs no allocation and no copy.
 #
@@ -54,7 +55,8 @@ _PINGRESP_BYTE = const(0xD0)  # 3.1.1 section 3.13
 _CHECKED_TOPICS = const(8)
 # Extra output segments beyond two per in-flight entry: scratch runs, acks, pings.
 _OUT_SPARE = const(8)
-# PUBACK, PUBREC, PUBREL, PUBCOMP: what handling one incoming packet may queue.
+# PUBACK, PUBREC, PUBREL, PUBCOMP: what handling one incoming packet may queue;
+# also the room a QoS 2 message keeps after its PUBLISH in the pool, for its PUBREL.
 _ACK_SIZE = const(4)
 # In-flight messages of max_packet bytes the pool holds unless told otherwise.
 _POOL_PACKETS = const(4)
@@ -116,10 +118,12 @@ class Session:
         self.max_packet = max_packet
         self._scratch_size = scratch_size
 
-        self.mem = bytearray(scratch_size + pool)
+        # The pool, and room for one PUBREL more: a QoS 2 message of
+        # max_packet bytes keeps its PUBREL after it and must fit on its own.
+        self.mem = bytearray(scratch_size + pool + _ACK_SIZE)
         # The encoders that check their room against len(buf) get the scratch region alone.
         self._scratch = memoryview(self.mem)[0:scratch_size]
-        self._pool_end = scratch_size + pool
+        self._pool_end = scratch_size + pool + _ACK_SIZE
         self._head = scratch_size  # where the pool's next message goes
 
         # The in-flight ring, one entry per message: what it waits for, its
@@ -264,18 +268,28 @@ class Session:
         last = self.inflight_max - 1
         for _ in range(self._used):
             if self._await[i]:
+                if self._await[i] == AWAIT_PUBCOMP and not self.session_present:
+                    # No session on the broker: it may have dropped the
+                    # message its PUBREC stood for (3.1.1 section 4.3.3,
+                    # method A holds it until PUBREL). Its PUBLISH goes
+                    # again: delivered at least once, not reported done and lost.
+                    self._await[i] = AWAIT_PUBREC
                 self._resend(i, now)
             i = i + 1 if i < last else 0
 
     def _resend(self, i, now):
         start = self._start[i]
-        if self._await[i] != AWAIT_PUBCOMP and self._transmitted[i]:
+        length = self._length[i]
+        if self._await[i] == AWAIT_PUBCOMP:
+            start += length  # its PUBREL, in the room kept after the PUBLISH
+            length = _ACK_SIZE
+        elif self._transmitted[i]:
             self.mem[start] |= _DUP_FLAG  # 3.1.1 section 3.3.1.1: a re-delivery
         self._transmitted[i] = 1
         self._sent[i] = now
         self._wait[i] = self.retry_ms
         self.resent += 1
-        self._queue(start, self._length[i])
+        self._queue(start, length)
 
     # ---- publishing ----------------------------------------------------
 
@@ -358,17 +372,20 @@ class Session:
         else:
             at = self._scratch_size
             tail = limit = self._pool_end
+        # QoS 2 keeps room after its PUBLISH for its PUBREL (mqtt.qos2).
+        reserve = _ACK_SIZE if qos == 2 else 0
         end = at + self.max_packet
+        limit -= reserve
         n = put_publish(mem, at, end if end < limit else limit, first, topic, payload, payload_len, packet_id)
         if n < 0:
             if -n > self.max_packet:
                 from mqtt.error_text import publish_over_max_packet
 
                 raise publish_over_max_packet(-n, self.max_packet, qos)
-            if at <= tail or self._scratch_size - n > tail:
+            if at <= tail or self._scratch_size - n + reserve > tail:
                 return -1  # no room after the newest message, nor before the oldest
             at = self._scratch_size
-            n = put_publish(mem, at, tail, first, topic, payload, payload_len, packet_id)
+            n = put_publish(mem, at, tail - reserve, first, topic, payload, payload_len, packet_id)
         i = self._first + self._used
         if i >= self.inflight_max:
             i -= self.inflight_max
@@ -378,7 +395,7 @@ class Session:
         self._length[i] = n
         self._sent[i] = now
         self._wait[i] = self.retry_ms
-        self._head = at + n
+        self._head = at + n + reserve
         self._used += 1
         if not self._inflight:
             retry = self.retry_ms

@@ -240,6 +240,52 @@ def test_qos2_after_pubrec_reconnect_resends_pubrel_not_publish():
     assert output(s) == bytes([0x62, 0x02, 0x00, 0x01])
 
 
+def test_qos2_after_pubrec_a_broker_without_the_session_gets_the_publish_again():
+    # The broker answered PUBREC, then lost its session (a restart without
+    # persistence, or a clean session): a broker holding the message until
+    # PUBREL (3.1.1 section 4.3.3, method A) no longer has it, and would
+    # answer a PUBREL with PUBCOMP all the same. The PUBLISH goes again.
+    for clean_session in (False, True):
+        s = connected(clean_session=clean_session)
+        acked = []
+        s.on_ack = acked.append
+        s.publish(TOPIC, b"21.5", 2, False, 0)
+        output(s)
+        feed(s, bytes([0x50, 0x02, 0x00, 0x01]))  # PUBREC
+        assert output(s) == bytes([0x62, 0x02, 0x00, 0x01])  # PUBREL
+        s.connection_lost()
+        s.connect(0)
+        output(s)
+        feed(s, CONNACK_OK)  # no session present
+        assert output(s) == publish_bytes(2, 1, dup=True), clean_session
+        feed(s, bytes([0x50, 0x02, 0x00, 0x01]))
+        assert output(s) == bytes([0x62, 0x02, 0x00, 0x01])
+        assert acked == []
+        feed(s, bytes([0x70, 0x02, 0x00, 0x01]))  # PUBCOMP
+        assert acked == [1] and s.inflight_count() == 0, clean_session
+
+
+def test_a_qos2_message_keeps_room_for_its_pubrel_in_the_pool():
+    # One of max_packet bytes fits a pool of max_packet (and its PUBREL the
+    # room after it); a message published after it does not overwrite it.
+    payload = b"x" * (64 - len(publish_bytes(2, 1, payload=b"")))
+    s = connected(inflight_max=4, max_packet=64, inflight_bytes=64, clean_session=False)
+    assert s.publish(TOPIC, payload, 2, False, 0) == 1
+    assert output(s) == publish_bytes(2, 1, payload=payload)
+    s = connected(inflight_max=4, max_packet=64, inflight_bytes=128, clean_session=False)
+    s.publish(TOPIC, b"21.5", 2, False, 0)
+    output(s)
+    feed(s, bytes([0x50, 0x02, 0x00, 0x01]))  # PUBREC: the PUBREL goes after the PUBLISH
+    output(s)
+    assert s.publish(TOPIC, b"22.5", 1, False, 0) == 2
+    assert output(s) == publish_bytes(1, 2, payload=b"22.5")
+    s.connection_lost()
+    s.connect(0)
+    output(s)
+    feed(s, CONNACK_SESSION)
+    assert output(s) == bytes([0x62, 0x02, 0x00, 0x01]) + publish_bytes(1, 2, dup=True, payload=b"22.5")
+
+
 def test_unknown_puback_is_counted_not_fatal():
     s = connected()
     feed(s, bytes([0x40, 0x02, 0x12, 0x34]))
@@ -432,7 +478,7 @@ def test_inflight_messages_share_a_pool_each_taking_its_own_length():
     # 16 in flight, max_packet 256: the pool holds 4 of max_packet (1 KB),
     # not 16 slots of 256 bytes, and 16 readings of ~35 bytes fit in it.
     s = connected(inflight_max=16, max_packet=256, scratch_size=512)
-    assert len(s.mem) == 512 + 4 * 256
+    assert len(s.mem) == 512 + 4 * 256 + 4  # and room for one QoS 2 message's PUBREL
     for i in range(16):
         assert s.publish(TOPIC, b"%d" % i, 1, False, 0) == i + 1
     assert output(s) == b"".join(publish_bytes(1, i + 1, payload=b"%d" % i) for i in range(16))
@@ -440,8 +486,9 @@ def test_inflight_messages_share_a_pool_each_taking_its_own_length():
 
 
 def test_inflight_bytes_sets_the_pool_and_must_hold_one_max_packet():
-    assert len(Session(b"node1", max_packet=64, scratch_size=64, inflight_bytes=200).mem) == 64 + 200
-    assert len(Session(b"node1", inflight_max=2, max_packet=64, scratch_size=64).mem) == 64 + 2 * 64
+    # The scratch region, the pool, and room for a PUBREL after a QoS 2 message of max_packet.
+    assert len(Session(b"node1", max_packet=64, scratch_size=64, inflight_bytes=200).mem) == 64 + 200 + 4
+    assert len(Session(b"node1", inflight_max=2, max_packet=64, scratch_size=64).mem) == 64 + 2 * 64 + 4
     try:
         Session(b"node1", max_packet=256, inflight_bytes=255)
     except ValueError as e:
