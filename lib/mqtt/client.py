@@ -370,8 +370,12 @@ class MQTTClient:
                 from mqtt.error_text import inflight_full_in_callback
 
                 raise inflight_full_in_callback(session.inflight_count())
-            else:
-                self.poll(left)
+            elif self.poll(left) < 0 and session.state != CONNECTED:
+                # Disconnected with no reconnect to wait for (disconnect()
+                # was called): no ack can come to make room.
+                from mqtt.error_text import inflight_full_disconnected
+
+                raise inflight_full_disconnected(session.inflight_count())
             if not qos and session.state != CONNECTED:
                 from mqtt.error_text import qos0_not_connected
 

@@ -66,6 +66,13 @@ def inflight_full(count, publish_timeout_ms):
     return InflightFull("in-flight table full: %d messages unacknowledged for %d ms" % (count, publish_timeout_ms))
 
 
+def inflight_full_disconnected(count):
+    return InflightFull(
+        "in-flight table full: %d messages unacknowledged, and no reconnect is scheduled (disconnect() was "
+        "called): connect() first" % count
+    )
+
+
 def inflight_full_in_callback(count):
     return InflightFull(
         "in-flight table full: %d messages unacknowledged, and a callback cannot wait for their acks (they are "

@@ -187,7 +187,7 @@ def test_disconnect_in_on_message_sends_no_ack_and_handles_nothing_after_it():
     assert bytes(stream.written) == DISCONNECT, bytes(stream.written)
 
 
-def test_a_publish_waiting_for_room_keeps_its_deadline_while_bytes_wait_unwritable():
+def test_a_publish_waiting_for_room_ends_while_bytes_wait_unwritable():
     client, stream = connected(inflight_max=1, publish_timeout_ms=20)
     client.publish("out", b"1", 1)  # the window is full
     client.session.disconnect()  # the session's DISCONNECT queued, the link marked down, nothing written
@@ -204,7 +204,8 @@ def test_a_publish_waiting_for_room_keeps_its_deadline_while_bytes_wait_unwritab
     try:
         client.publish("out", b"2", 1)
     except InflightFull as e:
-        assert "20 ms" in str(e), str(e)
+        # Disconnected, no reconnect scheduled: nothing can make room.
+        assert "no reconnect is scheduled" in str(e), str(e)
     else:
         raise AssertionError("a publish with no room returned")
 
@@ -254,3 +255,28 @@ def test_qos0_messages_a_callback_batches_leave_room_for_the_ack_of_its_message(
     client.poll(0)
     assert client.connected
     assert bytes(stream.written) == batched[0] + puback(9), bytes(stream.written)
+
+
+def test_a_publish_with_no_room_after_disconnect_raises_at_once_instead_of_spinning():
+    # disconnect() schedules no reconnect: no ack can come, and poll() returns
+    # at once. The publish says so instead of polling until publish_timeout_ms.
+    client, stream = connected(inflight_max=1, publish_timeout_ms=600000)
+    client.publish(READING_TOPIC, READING, 1)  # never acknowledged
+    client.disconnect()
+    polls = [0]
+    poll = client.poll
+
+    def counted_poll(timeout_ms=0):
+        polls[0] += 1
+        if polls[0] > 100:
+            raise AssertionError("publish() spins on poll() while disconnected")
+        return poll(timeout_ms)
+
+    client.poll = counted_poll
+    try:
+        client.publish(READING_TOPIC, READING, 1)
+    except InflightFull as e:
+        assert "no reconnect is scheduled" in str(e), str(e)
+    else:
+        raise AssertionError("a publish with no room while disconnected was taken")
+    assert polls[0] == 1, polls[0]
