@@ -9,6 +9,7 @@
 # per shortest period. The rest are acknowledged, dropped and counted.
 
 from compat import ticks_add, ticks_diff
+from node.node import recent
 
 _OFFLINE_ACK_MS = 2000  # how long a clean shutdown waits for its `offline` to be acknowledged
 
@@ -33,8 +34,13 @@ def command(node, key, value, now):
     """now: ticks_ms() when the command arrived."""
     if key == "interval":
         seconds = parse_seconds(value)
-        forced = may_force_readings(node, now)
         period = seconds * 1000
+        if all(sensor.period_ms == period for sensor in node.sensors):
+            # A repeat (Home Assistant's number set again, a queued flood):
+            # no log line, report or forced reading for each one.
+            drop_command(node, "interval", "the interval is %d s already" % seconds)
+            return
+        forced = may_force_readings(node, now)
         for sensor in node.sensors:
             sensor.period_ms = period
             if forced:
@@ -73,7 +79,7 @@ def may_force_readings(node, now):
     sensor period: a flood of commands forces one reading per period, not
     one per command."""
     shortest = min(sensor.period_ms for sensor in node.sensors)
-    if node._forced_at is not None and ticks_diff(now, node._forced_at) < shortest:
+    if recent(now, node._forced_at, shortest):
         return False
     node._forced_at = now
     return True

@@ -82,6 +82,22 @@ def _text(key, value):
     for c in _TOPIC_FORBIDDEN:
         if c in value:
             raise ValueError("board %s must not contain %r (it is a topic level), got %r" % (key, c, value))
+    for c in value:
+        # 3.1.1 section 1.5.3: a broker may close the connection over a
+        # control character in a topic (mosquitto does), at every reconnect.
+        if ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F:
+            raise ValueError("board %s must not contain control characters, got %r" % (key, value))
+
+
+def _node_name(value):
+    # The client id, the user name the house ACL matches, and Home
+    # Assistant's ids, which keep only these characters: 'hall.node' and
+    # 'hall_node' would be one device there, and the ACL would refuse its
+    # discovery configs.
+    _text("NODE", value)
+    for c in value:
+        if not (c.isalpha() or c.isdigit() or c in "-_") or ord(c) > 0x7E:
+            raise ValueError("board NODE may hold only letters, digits, '-' and '_', got %r" % (value,))
 
 
 def _whole(key, value, low, high):
@@ -125,8 +141,11 @@ def load(board, secrets=None):
         return value
 
     _text("PREFIX", get("PREFIX", "house"))
+    if c["PREFIX"][0] == "$":
+        # 3.1.1 section 4.7.2: the broker's own topics ($SYS); `#` does not match them.
+        raise ValueError("board PREFIX must not start with '$', got %r" % (c["PREFIX"],))
     _text("ROOM", get("ROOM"))
-    _text("NODE", get("NODE"))
+    _node_name(get("NODE"))
     _whole("BUFFER", get("BUFFER", 64), 1, 100000)
     _seconds("DIAGNOSTICS_S", get("DIAGNOSTICS_S", 300), 0, 86400)
     _whole("WATCHDOG_MS", get("WATCHDOG_MS", 0), 0, 3600000)  # an hour: far below _MAX_WAIT_S

@@ -218,7 +218,7 @@ class Node:
         if (
             self._announce_due
             and self.client.connected
-            and (self._announced_at is None or ticks_diff(now, self._announced_at) >= _ANNOUNCE_GAP_MS)
+            and not recent(now, self._announced_at, _ANNOUNCE_GAP_MS)
         ):
             self._announce(now)
         # Uptime: step() runs every second or so, so whole seconds since the
@@ -431,6 +431,13 @@ class Node:
         from node import sleep
 
         sleep.cycle_and_sleep(self, deepsleep, ack_timeout_ms, connect_timeout_ms, feed)
+
+
+def recent(now, mark, gap_ms):
+    """mark (a tick, or None for never) is less than gap_ms before now. On a
+    board ticks_diff reads a mark 2**29 ms (6.2 days) or more ago as
+    negative: long ago too, not just now."""
+    return mark is not None and 0 <= ticks_diff(now, mark) < gap_ms
 
 
 def _commands():

@@ -46,6 +46,25 @@ def test_interval_command_changes_the_period():
         finish(node, [sub])
 
 
+def test_a_repeated_interval_is_dropped_not_logged_and_reported_each_time():
+    # Home Assistant's number set to what it is, or a queued flood of one
+    # value: counted, with no log line, report or forced reading for each.
+    node, logs = make_node("r", sensors=SENSORS[:1])
+    sub, inbox = subscriber("r", room_filter(node))
+    temperature = reading_topic(node, "temperature")
+    try:
+        assert run_until(node, [sub], lambda: inbox.payloads(temperature))
+        assert node.sensors[0].period_ms == 60000
+        for _ in range(5):
+            send_command(sub, node, "interval", b"60")
+        assert run_until(node, [sub], lambda: node.commands_dropped == 5), (node.commands_dropped, logs.lines)
+        assert not logs.having("interval now"), logs.lines
+        assert len(logs.having("command interval dropped")) == 1, logs.lines
+        assert len(inbox.payloads(temperature)) == 1  # no reading forced
+    finally:
+        finish(node, [sub])
+
+
 def test_bad_interval_is_logged_and_ignored():
     node, logs = make_node("b", sensors=SENSORS[:1])
     sub, inbox = subscriber("b", room_filter(node))

@@ -194,3 +194,21 @@ def test_ring_push_and_pop_allocate_nothing():
     _cycle_ring(ring)
     assert support.allocated_by(_cycle_ring, ring) == 0
     support.heap_locked(_cycle_ring, ring)
+
+
+# ---- marks in ticks ----------------------------------------------------------
+
+
+def test_a_mark_a_week_ago_is_not_recent():
+    # Home Assistant's announce gap and the forced-readings limit: on a board
+    # (ticks wrap at 2**30 ms) ticks_diff reads a mark 6.2 days or more ago
+    # as negative, which is long ago too, not "less than the gap".
+    from compat import ticks_add, ticks_ms
+    from node.node import recent
+
+    now = ticks_ms()
+    assert recent(now, now, 5000)
+    assert not recent(ticks_add(now, 5000), now, 5000)
+    assert not recent(now, None, 5000)
+    week_later = ticks_add(ticks_add(now, 4 * 86400000), 3 * 86400000)  # ticks_add takes under 6.2 days at once
+    assert not recent(week_later, now, 60000)
