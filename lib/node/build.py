@@ -57,6 +57,7 @@ def build(node, config, hardware, client, log, now):
                     "board SENSORS: two sensors publish %r; give one a 'prefix' (e.g. 'outdoor_')" % sensor_name
                 )
             topic = ("%s/%s/%s" % (prefix, room, sensor_name)).encode()
+            _check_room(topic, config["MAX_PACKET"])
             channels.append(Channel(sensor, k, sensor_name, topic, driver.DECIMALS[k], s["qos"]))
     node.payload = bytearray(_PAYLOAD_SIZE)
     node.json_payload = config["PAYLOAD"] == "json"
@@ -182,6 +183,18 @@ def _resolver(config):
     # the Wi-Fi is up, before the client may connect.
     server, port = config["DNS"] or ("0.0.0.0", 53)
     return Resolver(server, port)
+
+
+def _check_room(topic, max_packet):
+    # The longest reading on the topic must fit MAX_PACKET (and so the
+    # transmit buffer, which is never smaller): else the first long value
+    # is refused, and a replay of stored readings stops at it for good.
+    remaining = 2 + len(topic) + 2 + _PAYLOAD_SIZE  # topic, packet id, payload
+    size = remaining + (2 if remaining < 128 else 3)  # and the fixed header
+    if size > max_packet:
+        raise ValueError(
+            "board MAX_PACKET (%d) is too small for a reading on %s: it needs %d" % (max_packet, topic.decode(), size)
+        )
 
 
 def _tx_size(config):

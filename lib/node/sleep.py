@@ -45,7 +45,7 @@ def cycle_and_sleep(node, deepsleep, ack_timeout_ms, connect_timeout_ms, feed=No
     if node._report_due or node.config["DIAGNOSTICS_S"]:
         node._report_due = False
         node._publish_diagnostics()  # once per wake
-    if not _wait_for_acks(client, ack_timeout_ms, feed):
+    if not _send_backlog(node, client, ack_timeout_ms, feed):
         node.log("deep sleep: %d messages unacknowledged" % client.session.inflight_count())
     node.flush_store()  # unacknowledged readings are replayed after the wake-up
     publish_offline(node)  # asleep, it is not connected: Home Assistant's status sensor says so
@@ -53,15 +53,22 @@ def cycle_and_sleep(node, deepsleep, ack_timeout_ms, connect_timeout_ms, feed=No
     deepsleep(node.config["DEEP_SLEEP_S"] * 1000)
 
 
-def _wait_for_acks(client, timeout_ms, feed):
+def _send_backlog(node, client, timeout_ms, feed):
+    """Send what the store and the ring hold, a window of in-flight
+    messages at a time, and wait for the acks, within timeout_ms: a wake
+    that sent one window would leave the rest of a backlog behind its own
+    new readings. True once nothing is in flight (what is left, if the link
+    went, waits for the next wake)."""
     deadline = ticks_add(host.ticks_ms(), timeout_ms)
     while True:
         feed()
+        node.drain_ring()
+        if not client.session.inflight_count():
+            return True
         left = ticks_diff(deadline, host.ticks_ms())
         if left <= 0:
-            return not client.session.inflight_count()
-        if client.wait_for_acks(left if left < _FEED_EVERY_MS else _FEED_EVERY_MS):
-            return True
+            return False
+        client.wait_for_acks(left if left < _FEED_EVERY_MS else _FEED_EVERY_MS)
 
 
 def board_deepsleep(machine, feed=None, watchdog_ms=0, platform=sys.platform):

@@ -422,3 +422,19 @@ def test_node_without_wifi_or_dns_uses_getaddrinfo():
 
     node = Node(config.load(board()), log=lambda line: None)
     assert node.resolver is None and node.client.resolver is None
+
+
+def test_node_refuses_a_max_packet_too_small_for_its_longest_reading():
+    # A long room name: a short value would go, a long one (JSON with its
+    # time) would not, and a replay of stored readings would stop there.
+    skip_without_sockets()
+    from node.node import Node
+
+    room = "r" * 100
+    try:
+        Node(config.load(board(ROOM=room, MAX_PACKET=128)), log=lambda line: None)
+    except ValueError as e:
+        assert "MAX_PACKET (128)" in str(e) and room in str(e) and "needs 1" in str(e), str(e)
+    else:
+        raise AssertionError("a MAX_PACKET too small for a reading was taken")
+    Node(config.load(board(ROOM=room, MAX_PACKET=256)), log=lambda line: None)

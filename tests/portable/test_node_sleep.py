@@ -107,3 +107,22 @@ def test_wake_cycle_feeds_the_watchdog_while_it_waits():
     assert [ms for ms, _ in sleep.calls] == [60000], logs.lines
     # Fed through the connect wait (polls of at most 100 ms) and the readings, all before the sleep.
     assert len(feeds) >= 4 and set(feeds) == {0}, feeds
+
+
+def test_a_wake_sends_a_backlog_larger_than_its_in_flight_window():
+    # Readings kept from wakes without a broker (a STORE keeps them across
+    # the sleep on a board): ten of them, two in flight at a time. One
+    # window a wake would leave eight behind, the wake's own reading after them.
+    node, logs = make_node("backlog", [sim("sim_temperature", 33, 1)], DEEP_SLEEP_S=60, INFLIGHT=2)
+    sub, inbox = subscriber("backlog", room_filter(node))
+    temperature = reading_topic(node, "temperature")
+    for k in range(10):
+        node.ring.push(0, 1000 + k, 0)
+    sleep = DeepSleep(node)
+    node.cycle_and_sleep(sleep, ack_timeout_ms=5000, connect_timeout_ms=5000)
+    assert sleep.calls == [(60000, 0)], (sleep.calls, logs.lines)
+    assert node.ring.count == 0
+    assert poll_until(sub, lambda: len(inbox.payloads(temperature)) == 11), inbox.payloads(temperature)
+    stored = [b"%d.%02d" % (10, k) for k in range(10)]
+    assert inbox.payloads(temperature)[:10] == stored, inbox.payloads(temperature)
+    sub.disconnect()
