@@ -358,14 +358,28 @@ class Node:
         if taken < 0:
             taken = self.now_s() if self.json_payload else 0
         store = self.store
-        if store is not None and (store.unsent or not self._can_send(channel)):
+        ring = self.ring
+        # Order across a store failure: once a reading went to the RAM ring
+        # because the store could not keep it, the readings after it go there
+        # too until the ring has been sent (drain_ring sends the store's
+        # first, so a newer reading in the store would overtake it). The price
+        # is capacity: for the rest of such an outage readings wait in RAM, at
+        # most BUFFER of them (the ring drops the oldest), not on flash up to
+        # the store's capacity; a reset loses them; and the ring keeps every
+        # reading even where the store's policy is "latest". A board without
+        # a store never gets here: its ring works as it always did.
+        if store is not None and not ring.count and (store.unsent or not self._can_send(channel)):
             try:
                 store.append(channel, value, taken)
-                return
-            except OSError as e:  # flash full or failing: the RAM ring keeps it
+            except OSError as e:  # not kept (flash full or failing): the RAM ring keeps it
                 self._store_failed(e)
-        if self.ring.count or not self._can_send(channel):
-            self.ring.push(channel, value, taken)
+            else:
+                if store.write_error is not None:  # kept; the write is retried
+                    self._store_failed(store.write_error)
+                    store.write_error = None
+                return
+        if ring.count or not self._can_send(channel):
+            ring.push(channel, value, taken)
             return
         self._send(channel, value, taken)
 

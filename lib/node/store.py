@@ -59,6 +59,13 @@ ever on flash (a short outage drained before its first flush costs no
 write at all). A reset during replay resends at most what was acknowledged
 since the last marker: duplicates, which QoS 1 allows, never a loss.
 
+A write that fails (a full filesystem, a failing flash) leaves its
+records in the RAM buffer, held and handed out as before, and the next
+append or flush tries it again. append() raises OSError only for a reading
+it did not keep, which the caller then keeps elsewhere: when the buffer
+waits for that retry and it fails again (nothing has changed then), or
+when a marker due as room is made for it cannot be written.
+
 Flash lifetime, a reading every 10 s, offline all the time (the worst case;
 online the store is not touched), defaults flush_every=32, flush_ms=120000:
 
@@ -261,6 +268,7 @@ class FlashStore:
         self.torn = 0  # slots found unreadable at boot or on replay
         self.relocated = 0  # "latest": live values copied forward when the log wrapped
         self.flushes = 0  # data writes (each one write + one flush)
+        self.write_error = None  # OSError of a batch write append() kept going after; its caller clears it
         self.commits = 0  # marker writes
         self._slots_written = 0  # records and markers; a count of 16 B, not bytes, stays below 2**30
 
@@ -319,29 +327,43 @@ class FlashStore:
 
     def append(self, channel, value, taken=0):
         """Store a reading; returns its seq. Written to flash with the next
-        flush (see the module docstring); raises OSError if that fails."""
+        flush (see the module docstring). If that write fails here, the
+        reading stays in RAM, held: append returns, leaves the error in
+        write_error, and the next append or flush retries the write.
+        Raises OSError only for a reading it did not keep, as when that
+        retry fails again (nothing has changed then)."""
         if not 0 <= channel < (self.channels or 256):
             raise ValueError("store channel must be 0 to %d, got %r" % ((self.channels or 256) - 1, channel))
         if not _I32_MIN <= value < _I32_END:
             raise ValueError("store value must fit 32 bits signed, got %r" % (value,))
         if not 0 <= taken < _U32_END:
             raise ValueError("store taken must be 0 to 2**32-1 seconds since 2024, got %r" % (taken,))
+        self._room()  # before anything is dropped to make room for the reading
         latest = self._latest
         if latest is None:
             if self._next - self._tail >= self.capacity:
                 self._drop_tail()
+            return self._put(channel, value, taken)
+        self._make_room_latest()
+        seq = self._put(channel, value, taken)  # raises before keeping it: nothing below is changed
+        if latest[channel] >= self._read:
+            self.dropped += 1  # superseded before it was sent
         else:
-            self._make_room_latest()
-            if latest[channel] >= self._read:
-                self.dropped += 1  # superseded before it was sent
-            else:
-                self._unsent_live += 1
-            latest[channel] = self._next
-        return self._put(channel, value, taken)
+            self._unsent_live += 1
+        latest[channel] = seq
+        return seq
+
+    def _room(self):
+        # A previous batch write failed and left the batch full (or at the
+        # end of its segment file): retry it before the buffer takes more.
+        # Raises OSError if it fails again.
+        if self._next > self._flushed and self._batch_must_end():
+            self._write()
 
     def _put(self, channel, value, taken):
-        if self._next > self._flushed and self._batch_must_end():
-            self._write()  # a previous write failed: retry before reusing the buffer
+        """Buffer a reading, its seq the next; write the batch if it ends
+        here. Raises OSError only before buffering it (see _room)."""
+        self._room()
         seq = self._next
         rec = self._rec
         struct.pack_into(_READING, rec, 0, seq, taken, value, channel, _KIND_READING, 0)
@@ -352,7 +374,10 @@ class FlashStore:
         self._buf[offset : offset + _RECORD] = rec
         self._next = seq + 1
         if self._batch_must_end():
-            self._write()
+            try:
+                self._write()
+            except OSError as e:  # kept in RAM: the next append or flush retries the write
+                self.write_error = e
         return seq
 
     def _batch_must_end(self):
@@ -374,18 +399,21 @@ class FlashStore:
         # Reuse the oldest slot; a value that is still the newest of its
         # channel and unsent is copied forward first. At most `channels`
         # values are live and capacity >= 2 * channels, so this ends.
+        # A failed batch write is retried before a live value leaves its
+        # slot: if that raises, the value is still where it was.
         latest = self._latest
         while self._next - self._tail >= self.capacity:
             s = self._tail
-            self._tail = s + 1
             ch = self._live_channel(s)
+            if s >= self._read and ch >= 0:
+                self._room()
+            self._tail = s + 1
             if s >= self._read:
                 self._read = s + 1
                 if ch >= 0:
                     if self._fetch(s):
-                        latest[ch] = self._next
+                        latest[ch] = self._put(self.channel, self.value, self.taken)
                         self.relocated += 1
-                        self._put(self.channel, self.value, self.taken)
                     else:
                         latest[ch] = 0
                         self._unsent_live -= 1

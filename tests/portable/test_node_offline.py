@@ -1,5 +1,10 @@
 # Readings taken while the link is down wait in the node's RAM ring and go
 # out oldest first after reconnect; an overflowing ring drops the oldest.
+# With a flash store, readings wait there, and in the ring when it fails.
+import os
+
+from compat import getenv
+from flaky_flash import FlakyFlash
 from node.fixed import format_fixed
 from node_harness import (
     drain_all,
@@ -12,7 +17,7 @@ from node_harness import (
     subscriber,
     temperature_text,
 )
-from support import poll_until
+from support import poll_until, unique_id
 
 NEEDS_NETWORK = True  # a broker or sockets: not on the 32-bit runtime
 
@@ -102,3 +107,51 @@ def test_ring_overflow_drops_oldest_and_counts():
         assert node.ring.dropped == 7
     finally:
         finish(node, [sub])
+
+
+# ---- offline: the flash store failing for a while ------------------------------
+
+
+def store_dir(name):
+    path = "%s/%s" % (getenv("TMPDIR") or "/tmp", unique_id("node-store-" + name))
+    try:
+        for entry in os.listdir(path):
+            os.remove(path + "/" + entry)
+    except OSError:
+        pass
+    return path
+
+
+def test_readings_go_out_once_in_order_when_the_store_fails_for_a_while():
+    # Offline, the store's writes fail for readings 4 to 6 (a full
+    # filesystem, say) and then work again. 4 is in the store's RAM batch,
+    # whose write is retried; 5 cannot be kept there and waits in the RAM
+    # ring, and the readings after it follow it there, so that none goes
+    # out ahead of it: the node sends the store's readings first.
+    path = store_dir("f")
+    sensors = [sim("sim_temperature", 1, 1)]
+    node, logs = make_node("f", sensors=sensors, STORE={"path": path, "capacity": 64, "flush_every": 1})
+    sub, inbox = subscriber("f", room_filter(node))
+    topic = reading_topic(node, "temperature")
+    flash = FlakyFlash(node.store)
+    try:
+        for i in range(1, 10):
+            flash.failing = 4 <= i <= 6
+            node.publish_reading(0, 1000 + i)
+        held = (node.store.count, node.ring.count)
+        assert flash.refused >= 2 and node.store_errors >= 2 and logs.having("store:")
+        node.client.connect()
+        assert drain_all(node, [sub]), (node.store.count, node.ring.count)
+        assert node.store.count == 0
+        node.publish_reading(0, 2000)  # once it is in, everything before it is
+        assert poll_until([node.client, sub], lambda: temperature_text(2000) in inbox.payloads(topic))
+        want = [temperature_text(1000 + i) for i in range(1, 10)] + [temperature_text(2000)]
+        assert inbox.payloads(topic) == want, inbox.payloads(topic)
+        assert held[0] + held[1] == 9, held  # each reading held once, in the store or the ring
+    finally:
+        flash.failing = False
+        finish(node, [sub])
+        node.store.close()
+        for entry in os.listdir(path):
+            os.remove(path + "/" + entry)
+        os.rmdir(path)

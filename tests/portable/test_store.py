@@ -9,6 +9,7 @@ import struct
 from binascii import crc32
 
 from compat import getenv, ticks_add
+from flaky_flash import FlakyFlash
 from node.store import FlashStore
 from support import allocated_by, heap_locked, unique_id
 
@@ -73,6 +74,11 @@ def drain(store, packet_id=0):
             return out
         out.append((seq, store.channel, store.value, store.taken))
         store.sent(seq, packet_id + len(out) - 1 if packet_id else 0)
+
+
+def replay_fields(store):
+    """replay()'s (channel, value) pairs."""
+    return [(channel, value) for _, channel, value, _ in drain(store, packet_id=1)]
 
 
 def replay(store):
@@ -666,6 +672,184 @@ def test_a_batch_is_written_when_flush_every_readings_wait():
     assert store.flushes == flushes + 1 and store.durable_seq == 4
     store.close()
     remove_dir(path)
+
+
+# ---- a failing flash ----------------------------------------------------------
+# append() raises only for a reading it did not keep (the node's RAM ring
+# keeps that one); a reading in the RAM batch whose write failed is kept,
+# and the write is retried by the next append or flush.
+
+
+def refused(fn, *args):
+    """True if fn(*args) raised OSError."""
+    try:
+        fn(*args)
+    except OSError:
+        return True
+    return False
+
+
+def test_a_failed_batch_write_keeps_its_readings_and_append_returns():
+    path = fresh_dir("fail-kept")
+    store = small(path, flush_every=4)
+    flash = FlakyFlash(store)
+    for i in range(3):
+        store.append(0, i)
+    flash.failing = True
+    flushes = store.flushes
+    assert store.append(0, 3) == 4  # the batch of 4 ends; its write fails; no raise
+    assert flash.refused == 1 and store.flushes == flushes and store.durable_seq == 0
+    assert store.count == 4 and store.unsent == 4
+    assert isinstance(store.write_error, OSError)
+    flash.failing = False
+    assert store.append(0, 4) == 5  # the failed write is retried first
+    assert store.durable_seq == 4 and store.flushes == flushes + 1
+    store.flush()
+    again = small(path)  # what reached the files, in order, once each
+    assert replay(again) == [0, 1, 2, 3, 4]
+    again.close()
+    assert [v for _, _, v, _ in drain(store)] == [0, 1, 2, 3, 4]
+    assert store.count == 0 and store.unsent == 0
+    store.close()
+    remove_dir(path)
+
+
+def test_a_failed_retry_raises_and_keeps_and_drops_nothing():
+    path = fresh_dir("fail-retry")
+    store = small(path, flush_every=4)  # 64 slots
+    flash = FlakyFlash(store)
+    for i in range(64):
+        store.append(0, i)
+    store.flush()
+    assert store.count == 64 and store.durable_seq == 64 and store.dropped == 0
+    flash.failing = True
+    for i in range(64, 68):  # full: each drops the oldest; the 4th's batch write fails
+        assert store.append(0, i) == i + 1
+    assert store.count == 64 and store.dropped == 4 and store.durable_seq == 64
+    for i in (68, 69):  # the retry fails: not kept, and nothing dropped for it
+        assert refused(store.append, 0, i)
+        assert store.count == 64 and store.unsent == 64 and store.dropped == 4
+    assert refused(store.flush)
+    flash.failing = False
+    assert store.append(0, 70) == 69  # the refused readings took no seq
+    store.flush()
+    assert store.durable_seq == 69 and store.dropped == 5
+    again = small(path, window=64)
+    assert replay(again) == list(range(5, 68)) + [70]
+    again.close()
+    store.close()
+    remove_dir(path)
+
+
+def test_latest_counts_only_the_readings_it_kept():
+    path = fresh_dir("fail-latest")
+    store = small(path, policy="latest", channels=2, flush_every=4)
+    flash = FlakyFlash(store)
+    store.append(0, 10)
+    store.append(1, 20)
+    store.append(0, 11)  # supersedes 10
+    assert store.unsent == 2 and store.dropped == 1
+    flash.failing = True
+    assert store.append(1, 21) == 4  # supersedes 20; the batch write fails, 21 is kept
+    assert store.unsent == 2 and store.dropped == 2
+    assert refused(store.append, 0, 12)  # not kept: 11 stays channel 0's newest
+    assert refused(store.append, 1, 22)
+    assert store.unsent == 2 and store.dropped == 2 and store.count == 2
+    flash.failing = False
+    assert store.append(0, 13) == 5  # supersedes 11
+    assert store.unsent == 2 and store.dropped == 3
+    assert [(c, v) for _, c, v, _ in drain(store, packet_id=1)] == [(1, 21), (0, 13)]
+    assert store.unsent == 0 and store.oldest() == -1
+    assert store.acked(1) and store.acked(2)
+    assert store.count == 0 and store.unsent == 0
+    store.append(1, 23)
+    assert store.unsent == 1
+    assert [(c, v) for _, c, v, _ in drain(store)] == [(1, 23)]
+    assert store.count == 0 and store.unsent == 0
+    store.close()
+    remove_dir(path)
+
+
+def test_latest_copies_live_values_forward_through_a_failing_flash():
+    # Channels 1 to 3 read once. When the log wraps, their values are copied
+    # forward while the flash fails: the copies end a batch whose write
+    # fails, and the next copy waits for its retry, in its old slot.
+    path = fresh_dir("fail-relocate")
+    store = small(path, policy="latest", channels=4)  # 64 slots, batches of 4
+    flash = FlakyFlash(store)
+    store.append(0, 0)
+    for channel in (1, 2, 3):
+        store.append(channel, 100 + channel)
+    for i in range(1, 61):
+        store.append(0, i)  # seqs 5 to 64: the log is full
+    flash.failing = True
+    assert store.append(0, 61) == 65
+    assert refused(store.append, 0, 62)  # 101, 102 copied forward, the write fails; 103 waits
+    assert store.relocated == 2 and store.unsent == 4 and store.count == 4
+    assert refused(store.append, 0, 63)
+    assert store.relocated == 2 and store.unsent == 4 and store.count == 4
+    flash.failing = False
+    assert store.append(0, 64) == 69  # the write retried, 103 copied forward
+    assert store.relocated == 3 and store.unsent == 4 and store.count == 4
+    store.flush()
+    want = [(0, 64), (1, 101), (2, 102), (3, 103)]
+    again = small(path, policy="latest", channels=4)
+    assert sorted(replay_fields(again)) == want
+    again.close()
+    assert sorted((c, v) for _, c, v, _ in drain(store, packet_id=1)) == want
+    for packet_id in range(1, 5):
+        assert store.acked(packet_id)
+    assert store.count == 0 and store.unsent == 0
+    store.close()
+    remove_dir(path)
+
+
+def test_what_append_kept_through_a_flash_failing_on_and_off_is_held_once_in_order():
+    # The flash fails for 7 readings in every 21: batches fail, retries fail
+    # and succeed, the log wraps (and "latest" copies a live value forward
+    # while it fails). A reading append returned for is held; one it raised
+    # for is not.
+    for policy in ("all", "latest"):
+        path = fresh_dir("fail-" + policy)
+        store = small(path, policy=policy, channels=2)  # 64 slots, batches of 4
+        flash = FlakyFlash(store)
+        kept = []
+        for i in range(200):
+            flash.failing = i // 7 % 3 == 1
+            channel = 1 if i % 90 == 0 else 0
+            try:
+                store.append(channel, i)
+            except OSError:
+                continue
+            kept.append((channel, i))
+        assert flash.refused > 10 and 100 < len(kept) < 200, (policy, flash.refused, len(kept))
+        flash.failing = False
+        store.flush()
+        if policy == "all":
+            assert store.count + store.dropped == len(kept), policy
+            want = kept[len(kept) - store.count :]
+        else:
+            assert store.relocated > 0
+            want = [(c, max(v for k, v in kept if k == c)) for c in (0, 1)]
+        assert store.unsent == len(want), policy
+        again = small(path, policy=policy, channels=2, window=64)  # what reached the files
+        assert sorted(replay_fields(again)) == sorted(want), policy
+        again.close()
+        got = []
+        for packet_id in range(1, 100):  # sent as QoS 1 and acknowledged one by one
+            seq = store.oldest()
+            if seq < 0:
+                break
+            got.append((store.channel, store.value))
+            store.sent(seq, packet_id)
+            assert store.acked(packet_id)
+        if policy == "all":
+            assert got == want
+        else:
+            assert sorted(got) == sorted(want)
+        assert store.count == 0 and store.unsent == 0, policy
+        store.close()
+        remove_dir(path)
 
 
 # ---- setup errors and geometry ----------------------------------------------
