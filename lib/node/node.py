@@ -406,6 +406,8 @@ class Node:
                 while True:
                     seq = store.oldest()
                     if seq < 0:
+                        if store.unsent:
+                            return  # its window awaits acks: the ring's (newer) wait too
                         break
                     if not self._can_send(store.channel):
                         return

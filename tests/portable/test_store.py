@@ -971,3 +971,46 @@ def test_replaying_checks_of_2_30_or_more_and_negative_values_allocates_nothing(
     assert wrong[0] == 0 and store.count == 0
     store.close()
     remove_dir(path)
+
+
+class _Draining:
+    """What Node.drain_ring uses of a node: its store, its ring, the link."""
+
+    def __init__(self, store, ring):
+        self.store = store
+        self.ring = ring
+        self.sent = []
+
+    def _can_send(self, index):
+        return True
+
+    def _send(self, index, value, taken):
+        self.sent.append(value)
+        return len(self.sent)  # QoS 1 packet ids 1, 2, ...: awaiting their acks
+
+    def _store_failed(self, error):
+        raise AssertionError(error)
+
+
+def test_a_node_sends_the_rings_newer_readings_only_after_the_stores():
+    # The store's window is full (its readings await acks), more wait in it,
+    # and the RAM ring holds newer ones (the store failed for a while): the
+    # ring's wait too, or they would overtake the store's.
+    from node.node import Node
+    from node.ring import Ring
+
+    path = fresh_dir("drainorder")
+    store = small(path, window=2)
+    for i in range(4):
+        store.append(0, i)
+    ring = Ring(4)
+    ring.push(0, 100, 0)
+    node = _Draining(store, ring)
+    Node.drain_ring(node)
+    assert node.sent == [0, 1], node.sent
+    store.acked(1)
+    store.acked(2)
+    Node.drain_ring(node)
+    assert node.sent[:4] == [0, 1, 2, 3], node.sent
+    store.close()
+    remove_dir(path)
