@@ -60,6 +60,20 @@ def poll_until(clients, condition, timeout_ms=5000):
     return True
 
 
+def fresh_dir(name):
+    """An empty folder's path under $TMPDIR or /tmp (the 32-bit runtime's
+    in-memory /tmp: no environment there), for one test."""
+    import os
+
+    path = "%s/%s" % (getenv("TMPDIR") or "/tmp", unique_id(name))
+    try:
+        for entry in os.listdir(path):
+            os.remove(path + "/" + entry)
+    except OSError:
+        pass
+    return path
+
+
 def unique_id(prefix):
     # Client ids and topics must not collide between tests sharing one broker.
     tag = getenv("TEST_UNIQUE") or "x"

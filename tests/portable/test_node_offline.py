@@ -3,7 +3,6 @@
 # With a flash store, readings wait there, and in the ring when it fails.
 import os
 
-from compat import getenv
 from flaky_flash import FlakyFlash
 from node.fixed import format_fixed
 from node_harness import (
@@ -17,7 +16,7 @@ from node_harness import (
     subscriber,
     temperature_text,
 )
-from support import poll_until, unique_id
+from support import fresh_dir, poll_until
 
 NEEDS_NETWORK = True  # a broker or sockets: not on the 32-bit runtime
 
@@ -112,23 +111,13 @@ def test_ring_overflow_drops_oldest_and_counts():
 # ---- offline: the flash store failing for a while ------------------------------
 
 
-def store_dir(name):
-    path = "%s/%s" % (getenv("TMPDIR") or "/tmp", unique_id("node-store-" + name))
-    try:
-        for entry in os.listdir(path):
-            os.remove(path + "/" + entry)
-    except OSError:
-        pass
-    return path
-
-
 def test_readings_go_out_once_in_order_when_the_store_fails_for_a_while():
     # Offline, the store's writes fail for readings 4 to 6 (a full
     # filesystem, say) and then work again. 4 is in the store's RAM batch,
     # whose write is retried; 5 cannot be kept there and waits in the RAM
     # ring, and the readings after it follow it there, so that none goes
     # out ahead of it: the node sends the store's readings first.
-    path = store_dir("f")
+    path = fresh_dir("node-store-f")
     sensors = [sim("sim_temperature", 1, 1)]
     node, logs = make_node("f", sensors=sensors, STORE={"path": path, "capacity": 64, "flush_every": 1})
     sub, inbox = subscriber("f", room_filter(node))

@@ -8,10 +8,10 @@ import os
 import struct
 from binascii import crc32
 
-from compat import getenv, ticks_add
+from compat import ticks_add
 from flaky_flash import FlakyFlash
 from node.store import FlashStore
-from support import allocated_by, heap_locked, unique_id
+from support import allocated_by, fresh_dir, heap_locked
 
 SMALL_HEAP = True
 
@@ -39,16 +39,6 @@ def taken_of(i):
 
 def fields(i):
     return channel_of(i), value_of(i), taken_of(i)
-
-
-def fresh_dir(name):
-    path = "%s/%s" % (getenv("TMPDIR") or "/tmp", unique_id("store-" + name))
-    try:
-        for entry in os.listdir(path):
-            os.remove(path + "/" + entry)
-    except OSError:
-        pass
-    return path
 
 
 def remove_dir(path):
