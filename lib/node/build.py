@@ -5,6 +5,7 @@
 # code is needed after start-up.
 
 from compat import ticks_add
+from mqtt.packet import remaining_length_size
 from node.node import Channel, MQTTClient, Ring, Sensor, _step_deadline_ms
 from sensors import make as make_sensor
 
@@ -190,7 +191,7 @@ def _check_room(topic, max_packet):
     # transmit buffer, which is never smaller): else the first long value
     # is refused, and a replay of stored readings stops at it for good.
     remaining = 2 + len(topic) + 2 + _PAYLOAD_SIZE  # topic, packet id, payload
-    size = remaining + (2 if remaining < 128 else 3)  # and the fixed header
+    size = 1 + remaining_length_size(remaining) + remaining
     if size > max_packet:
         raise ValueError(
             "board MAX_PACKET (%d) is too small for a reading on %s: it needs %d" % (max_packet, topic.decode(), size)
