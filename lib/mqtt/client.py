@@ -12,6 +12,12 @@
 # unsubscribe, disconnect, abort, start_reconnecting, loop_forever: in
 # mqtt.client_more, put on the class at their first call), the exceptions
 # (mqtt.errors) when first raised, and Message at the first one delivered.
+#
+# A callback that raises does not stop the read it was called from: the
+# rest of what arrived is handled and acknowledged, and the first error is
+# raised by poll() once the client is in order again. Raised from inside
+# the read it would leave acks unsent and the receive buffer half walked,
+# and an OSError would read as a broken link.
 
 from compat import const, sleep_ms, ticks_add, ticks_diff, ticks_ms
 
@@ -146,6 +152,7 @@ class MQTTClient:
         self._receiving = False
         self._reconnect_at = 0
         self._reconnect_due = False
+        self._callback_error = None  # the first a callback raised, for poll() to raise
 
         self.connects = 0
         self.disconnects = 0
@@ -163,7 +170,14 @@ class MQTTClient:
         whole of it (DNS, TCP connect, TLS handshake, CONNACK), so a caller
         that must feed a watchdog knows the longest it can take. Raises
         OSError (MQTTTimeout for the deadline), ConnectRefused or
-        ProtocolError; the client is then disconnected."""
+        ProtocolError; the client is then disconnected. Then calls
+        on_connect, whose errors it raises as they are."""
+        self._connect()
+        if self.on_connect is not None:
+            self.on_connect(self, self.userdata, self.session.session_present)
+        return self.session.session_present
+
+    def _connect(self):
         self._close()
         session = self.session
         deadline = ticks_add(ticks_ms(), self.connect_timeout_ms)
@@ -202,9 +216,6 @@ class MQTTClient:
         if self.backoff is not None:
             self.backoff.reset()
         self._reconnect_due = False
-        if self.on_connect is not None:
-            self.on_connect(self, self.userdata, session.session_present)
-        return session.session_present
 
     def _time_left(self, deadline, step):
         """ms left before the connect deadline; MQTTTimeout naming the step
@@ -264,10 +275,20 @@ class MQTTClient:
         timeout_ms for it), send acks, pings and resends, reconnect when the
         link is down and the backoff has passed. Never raises for link
         failures: they become a reconnect (see on_disconnect, last_error).
-        Returns ms until the next thing the client must do, or -1."""
+        Returns ms until the next thing the client must do, or -1. Raises
+        the first error a callback raised since the last poll()."""
+        if self.session.state != CONNECTED:
+            wait = self._poll_disconnected(timeout_ms)
+        else:
+            wait = self._poll_connected(timeout_ms)
+        if self._callback_error is not None:
+            error = self._callback_error
+            self._callback_error = None
+            raise error
+        return wait
+
+    def _poll_connected(self, timeout_ms):
         session = self.session
-        if session.state != CONNECTED:
-            return self._poll_disconnected(timeout_ms)
         try:
             if session.out_count:
                 # QoS 0 messages batched (autoflush off) may fill the
@@ -304,7 +325,7 @@ class MQTTClient:
             if left > 0:
                 return left
         try:
-            self.connect()
+            self._connect()
         except Exception as e:
             from mqtt.errors import ConnectRefused, ProtocolError
 
@@ -314,7 +335,13 @@ class MQTTClient:
             self._schedule_reconnect()
             if self.on_disconnect is not None:
                 self.on_disconnect(self, self.userdata, e)
-        return 0 if self.connected else self.reconnect_in_ms()
+            return self.reconnect_in_ms()
+        if self.on_connect is not None:
+            try:
+                self.on_connect(self, self.userdata, self.session.session_present)
+            except Exception as e:
+                self._callback_failed(e)
+        return 0
 
     def wait_for_acks(self, timeout_ms):
         """Poll until every QoS 1/2 message is acknowledged. Returns True
@@ -516,7 +543,10 @@ class MQTTClient:
 
     def _acked(self, packet_id):
         if self.on_publish is not None:
-            self.on_publish(self, self.userdata, packet_id)
+            try:
+                self.on_publish(self, self.userdata, packet_id)
+            except Exception as e:
+                self._callback_failed(e)
 
     def _downgraded(self):
         from mqtt.client_more import log_downgrade

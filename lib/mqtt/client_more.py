@@ -30,6 +30,7 @@ METHODS = (
     "_drained",
     "_subacked",
     "_unsubacked",
+    "_callback_failed",
 )
 
 
@@ -171,10 +172,13 @@ def _pick_id(self, buf, at, end):
 
 
 def deliver(self, buf, packet):
-    """A PUBLISH to on_message, as a Message."""
+    """A PUBLISH to on_message, as a Message (the decoder has checked its topic is UTF-8)."""
     topic = str(bytes(buf[packet.topic_start : packet.topic_start + packet.topic_length]), "utf-8")
     payload = bytes(buf[packet.payload_start : packet.payload_start + packet.payload_length])
-    self.on_message(self, self.userdata, Message(topic, payload, packet.qos, bool(packet.retain), bool(packet.dup)))
+    try:
+        self.on_message(self, self.userdata, Message(topic, payload, packet.qos, bool(packet.retain), bool(packet.dup)))
+    except Exception as e:
+        self._callback_failed(e)
     session = self.session
     if session.out_count and session._scratch_size - session._scratch_end < _ACK_SIZE and self.connected:
         # QoS 0 messages the callback batched (autoflush off) filled the
@@ -192,9 +196,24 @@ def log_downgrade(self):
 
 def _subacked(self, packet_id, buf, start, count):
     if self.on_subscribe is not None:
-        self.on_subscribe(self, self.userdata, packet_id, tuple(buf[start : start + count]))
+        try:
+            self.on_subscribe(self, self.userdata, packet_id, tuple(buf[start : start + count]))
+        except Exception as e:
+            self._callback_failed(e)
 
 
 def _unsubacked(self, packet_id):
     if self.on_unsubscribe is not None:
-        self.on_unsubscribe(self, self.userdata, packet_id)
+        try:
+            self.on_unsubscribe(self, self.userdata, packet_id)
+        except Exception as e:
+            self._callback_failed(e)
+
+
+def _callback_failed(self, error):
+    """A callback raised: the first such error waits for poll() to raise it
+    (mqtt.client says why not at once); later ones are logged."""
+    if self._callback_error is None:
+        self._callback_error = error
+    else:
+        self._log("a callback raised again before poll() reported the first: %r" % (error,))

@@ -193,7 +193,17 @@ class Node:
                 self._announce_due = True  # Home Assistant restarted: tell it again
                 self._states_due = True
             return
-        _commands().on_message(self, message)
+        try:
+            _commands().on_message(self, message)
+        except Exception as e:  # noqa: BLE001 - as for OTA's messages: none may stop the node's loop
+            # A MemoryError loading node.commands on a fragmented heap, or a
+            # fault in a handler: the message is dropped and counted (it is
+            # acknowledged all the same: a resend would fail alike).
+            self.commands_dropped += 1
+            if not self._told_dropped:
+                self._told_dropped = True
+                self.log("command on %s dropped: %r (further dropped commands are counted in diagnostics)"
+                         % (message.topic, e))
 
     def command(self, key, value):
         """Take a command (node.commands): interval, publish-now, reboot.

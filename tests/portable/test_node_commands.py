@@ -244,3 +244,35 @@ def test_a_command_flood_reboots_at_most_once_and_readings_go_on():
         raise AssertionError("no reboot after the grace: %r" % logs.lines)
     finally:
         finish(node, [sub])
+
+
+def test_a_command_whose_handling_fails_is_dropped_and_the_node_goes_on():
+    # A MemoryError loading node.commands on a fragmented heap (made here
+    # once): counted and logged, not a node failure; the next command works.
+    import node.node as node_module
+
+    node, logs = make_node("f", sensors=SENSORS[:1])
+    sub, inbox = subscriber("f", room_filter(node))
+    temperature = reading_topic(node, "temperature")
+    load_commands = node_module._commands
+    failures = []
+
+    def failing_once():
+        if not failures:
+            failures.append(1)
+            raise MemoryError("memory allocation failed, allocating 1536 bytes")
+        return load_commands()
+
+    node_module._commands = failing_once
+    try:
+        assert run_until(node, [sub], lambda: inbox.payloads(temperature))
+        send_command(sub, node, "interval", b"5")
+        assert run_until(node, [sub], lambda: node.commands_dropped == 1), logs.lines
+        assert logs.having("dropped: MemoryError"), logs.lines
+        assert node.client.connected and node.client.disconnects == 0
+        send_command(sub, node, "interval", b"5")
+        assert run_until(node, [sub], lambda: logs.having("command: interval now 5 s")), logs.lines
+        assert node.sensors[0].period_ms == 5000
+    finally:
+        node_module._commands = load_commands
+        finish(node, [sub])
