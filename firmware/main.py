@@ -34,6 +34,17 @@ def forget_module(name):
         delattr(package, parts[-1])
 
 
+def pause(ms, feed, watchdog_ms):
+    """sleep_ms(ms), feeding the watchdog (if one runs) at least every half
+    of its timeout: the pause is deliberate, not a hang."""
+    step = (watchdog_ms // 2 or 1) if feed is not None else ms
+    while ms > 0:
+        sleep_ms(step if step < ms else ms)
+        ms -= step
+        if feed is not None:
+            feed()
+
+
 def stop(feed, watchdog_ms):
     """Stop for the board file to be fixed. A watchdog once started cannot
     be stopped: it is fed here, or the board would reset into the same
@@ -95,9 +106,18 @@ def main():
         except Exception as e:  # noqa: BLE001 - on a board the loop never exits
             print("node failed, restarting it:", repr(e))
             sys.print_exception(e)
-            # If this keeps failing for longer than the watchdog allows, the
-            # watchdog resets the board: that is the next path back.
-            sleep_ms(backoff.next_ms())
+            if node is not None:
+                # Readings batched in RAM for the flash store go to flash
+                # first: the next node replays them. The failure may have left
+                # the store unable to write; the pause comes all the same.
+                try:
+                    node.flush_store()
+                except Exception as flush_error:  # noqa: BLE001
+                    print("store not flushed:", repr(flush_error))
+                node = None
+            # A node that fails at every start fails at the same pace: the
+            # watchdog is fed through the pause, which is not a hang.
+            pause(backoff.next_ms(), feed, config["WATCHDOG_MS"])
 
 
 main()

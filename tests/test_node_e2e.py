@@ -334,6 +334,69 @@ def test_readings_taken_while_broker_is_down_arrive_in_order_after_restart(make_
         assert not before, "nothing can arrive while the broker is down"
 
 
+# Seed 9: a temperature series whose first readings all differ, so that
+# the first node's can be told from the next one's.
+FAILING_BOARD = OFFLINE_BOARD.replace('NODE = "offline-node"', 'NODE = "failing-node"').replace(
+    '"seed": 1}', '"seed": 9}'
+) + """
+STORE = {"path": %(store)r, "flush_every": 256, "flush_s": 86400}
+WATCHDOG_MS = 2000
+
+# The fault: the node's step raises what no part of it expects, first when
+# its store holds six readings it has not flushed (the broker is down: they
+# wait in RAM for a flush that is not due for a day), then at once in the
+# next two nodes. The third pause before a restart is 2 to 4 s.
+import node.node as _node_module
+
+_step = _node_module.Node.step
+_failures = []
+
+
+def _failing_step(self):
+    if len(_failures) < 3 and self.store is not None and self.store.count >= 6:
+        _failures.append(True)
+        raise RuntimeError("injected fault %%d" %% len(_failures))
+    return _step(self)
+
+
+_node_module.Node.step = _failing_step
+"""
+
+
+def test_a_failed_node_flushes_its_store_and_restarts_with_the_watchdog_fed(make_broker, nodes, subscribers, tmp_path):
+    # firmware/main.py restarts a node that raised. What the node batched in
+    # RAM for its flash store goes to flash first, so the next node sends
+    # it. The pause before a restart grows with each failure (0.5-1 s, 1-2
+    # s, 2-4 s): it feeds the 2 s watchdog, which would reset the board in
+    # the third.
+    (tmp_path / "failing_board.py").write_text(FAILING_BOARD % {"store": str(tmp_path / "store")})
+    broker = make_broker(persistence=True)
+    sub = subscribers(broker, ["house/kitchen/#"], client_id="e2e-failing-watcher", clean_session=False)
+    sub.close()  # its session stays on the broker and takes what comes meanwhile
+    broker.stop()
+    node = nodes(broker, board="failing_board", extra_path=str(tmp_path))
+    assert wait_until(lambda: node.count("injected fault 3") >= 1, 20), node.output()
+    assert node.count("node failed, restarting it") == 3, node.output()
+    time.sleep(4.5)  # the third pause, and more: a watchdog starved through it resets the board
+    assert node.proc.poll() is None, "reset by the watchdog:\n" + node.output()
+    # Each of the three nodes after the first found the first one's readings on flash.
+    assert node.count("store: 6 readings kept across the reset") == 3, node.output()
+    broker.start()
+    sub = subscribers(broker, ["house/kitchen/#"], client_id="e2e-failing-watcher", clean_session=False)
+    temperature = "house/kitchen/temperature"
+    series = expected_payloads("sim_temperature", 9, 50)
+    # The first node's readings (the series from its start), then the
+    # fourth's (the series again: the same seed).
+    assert wait_until(lambda: sub.payloads(temperature).count(series[0]) >= 2, 20), (
+        sub.payloads(temperature),
+        node.output(),
+    )
+    received = sub.payloads(temperature)
+    again = received.index(series[0], 1)
+    assert again >= 3 and received[:again] == series[:again], (received, node.output())
+    assert node.proc.poll() is None, node.output()
+
+
 # ---- board files ---------------------------------------------------------------
 
 
