@@ -10,7 +10,7 @@ import sys
 import tempfile
 import time
 
-from tools.bench import board32, clients, context, plot, unixport
+from tools.bench import board32, clients, context, plot, romfs, unixport
 from tools.bench.clients import log
 from tools.bench.figures import aggregate, collect
 from tools.bench.report import fmt, write_markdown
@@ -100,6 +100,14 @@ def main():
         with Mosquitto() as broker:
             log("mosquitto on 127.0.0.1:%d; %d round(s)" % (broker.port, settings["runs"]))
             records = rounds(live, settings, broker.port)
+            ours_live = next((c for c in live if c.key == "ours"), None)
+            if ours_live is not None:
+                log("this project from a ROMFS image and from files (Unix port)")
+                in_romfs = romfs.measure(ours_live, broker.port, tmp)
+                log("  %s" % (in_romfs.get("error") or "heap after import+connect: files %d B, ROMFS %d B"
+                              % (in_romfs["files"]["heap_connect"], in_romfs["romfs"]["heap_connect"])))
+            else:
+                in_romfs = {}
         for client in live:
             if not any("main" in r for r in records if r["client"] == client.key):
                 client.error = "could not run: " + next(r["error"] for r in records if r["client"] == client.key)
@@ -122,11 +130,12 @@ def main():
         "figures": figures,
         "board32": b32,
         "board_sizes": sizes,
+        "romfs": in_romfs,
         "runs": records,
     }
     with open(os.path.join(out, "results.json"), "w") as f:
         json.dump(results, f, indent=1, sort_keys=True)
-    write_markdown(os.path.join(out, "RESULTS.md"), meta, chosen, figures, b32, sizes, records)
+    write_markdown(os.path.join(out, "RESULTS.md"), meta, chosen, figures, b32, sizes, records, in_romfs)
     if not (args.no_plot or args.quick) and plot.ensure_matplotlib():
         ours = next((c for c in chosen if c.key == "ours"), None)
         plot.write_plot(os.path.join(out, "throughput.png"), chosen, figures, ours.version if ours else "")

@@ -37,8 +37,9 @@ def times(r):
 
 
 class Report:
-    def __init__(self, meta, clients, figures, board32, sizes, records):
+    def __init__(self, meta, clients, figures, board32, sizes, records, romfs=None):
         self.meta = meta
+        self.romfs = romfs or {}
         self.clients = clients
         self.by_key = {c.key: c for c in clients}
         self.f = figures
@@ -165,6 +166,34 @@ class Report:
             "heap after import+connect, Unix port (64-bit)",
             [kb(self.m(k, "heap_connect")) for k in cols],
             self.compare("heap after import+connect on the Unix port", "heap_connect", "", kb),
+        )
+
+    def romfs_section(self):
+        r = self.romfs
+        if not r:
+            return
+        self.add("", "## This project from a ROMFS image (Unix port, 64-bit)", "")
+        if "error" in r:
+            self.add("Not measured: %s" % r["error"][:500])
+            return
+        files, rom = r["files"], r["romfs"]
+        self.add(
+            "lib/ compiled to .mpy (%s B as an image from `mpremote romfs build`), the client imported from the filesystem and"
+            " from a ROMFS image mounted with vfs.VfsRom, each in a fresh process, one after the other, counted as"
+            " in the table above (warm qstr pool; the image read into RAM before the baseline, where a board has it"
+            " in flash). Bytecode in a ROMFS runs in place, as frozen code does: it needs MicroPython 1.25 or later"
+            " built with a ROMFS partition (many boards' stock firmware has none). The WebAssembly port has no"
+            " VfsRom, so there is no 32-bit figure." % fmt(r["image_bytes"]),
+            "",
+            "| lib/ as | import, warm pool | import + connect, warm pool |",
+            "|---|---|---|",
+            "| .mpy files | %s | %s |" % (fmt(files["heap_import"]), fmt(files["heap_connect"])),
+            "| ROMFS image | %s | %s (%s of the files' figure) |"
+            % (
+                fmt(rom["heap_import"]),
+                fmt(rom["heap_connect"]),
+                "%.2fx" % (rom["heap_connect"] / files["heap_connect"]) if files["heap_connect"] else "?",
+            ),
         )
 
     # ---- the page ----------------------------------------------------------
@@ -344,6 +373,8 @@ class Report:
                 % (fmt(node), fmt(self.m("ours", "heap_connect"))),
             )
 
+        self.romfs_section()
+
         self.add("", "## 32-bit (the WebAssembly port: a board's 31-bit small ints), from .mpy", "")
         self.add(
             "| client | import, first | import, warm pool | import + connect | B / publish QoS 0 (%s)"
@@ -468,5 +499,5 @@ class Report:
         )
 
 
-def write_markdown(path, meta, clients, figures, board32, sizes, records):
-    Report(meta, clients, figures, board32, sizes, records).write(path)
+def write_markdown(path, meta, clients, figures, board32, sizes, records, romfs=None):
+    Report(meta, clients, figures, board32, sizes, records, romfs).write(path)
