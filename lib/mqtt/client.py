@@ -341,7 +341,7 @@ class MQTTClient:
                 self.on_connect(self, self.userdata, self.session.session_present)
             except Exception as e:
                 self._callback_failed(e)
-        return 0
+        return 0 if self.connected else self.reconnect_in_ms()  # on_connect may have called disconnect()
 
     def wait_for_acks(self, timeout_ms):
         """Poll until every QoS 1/2 message is acknowledged. Returns True
