@@ -462,3 +462,27 @@ def test_tls_handshake_that_stalls_ends_at_the_connect_deadline(runtime, stall, 
     assert "TLS handshake" in message, line
     # Bounded by the deadline (plus process start-up), not hung.
     assert 1.4 <= took <= 8, took
+
+
+# ---- TCP_NODELAY, and Nagle when asked for -----------------------------------
+
+
+@pytest.mark.parametrize("nodelay", [True, False])
+def test_nodelay_sets_the_socket_option_and_either_way_messages_go_through(broker, subscriber, nodelay):
+    import socket
+
+    topic = "house/test/nodelay-%s" % nodelay
+    sub = subscriber(broker.port, topic, 1, "paho-nodelay-%s" % nodelay)
+    client = MQTTClient("nodelay-%s" % nodelay, "127.0.0.1", broker.port, nodelay=nodelay)
+    client.connect()
+    try:
+        option = client._stream.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+        assert bool(option) is nodelay
+        for i in range(20):  # back to back: with Nagle on, several share a segment
+            client.publish(topic, b"%d" % i, 0)
+        client.publish(topic, b"last", 1)
+        assert client.wait_for_acks(5000)
+        sub.wait(lambda: len(sub.messages) == 21, 10, "not every message arrived")
+        assert sub.payloads == [str(i) for i in range(20)] + ["last"]
+    finally:
+        client.disconnect()

@@ -74,7 +74,8 @@ def open_socket(client, deadline):
             from mqtt.error_text import tcp_connect_failed
 
             raise tcp_connect_failed(e, client)
-        set_nodelay(sock)
+        if client.nodelay:
+            set_nodelay(sock)
         handshake = None
         if client.ssl_context is not None:
             from mqtt.tls import wrap
