@@ -1,5 +1,6 @@
 # This project's client (lib/mqtt): prebuilt bytes topic and payloads,
-# TCP_NODELAY (it sets it itself).
+# TCP_NODELAY (it sets it itself), or Nagle with cfg["nodelay"] False (the
+# client's nodelay=False).
 #   mode "main": heap after import + connect with the defaults (warm qstr
 #       pool, see common.import_and_connect) and with the node's settings;
 #       then heap and CPU per publish, QoS 0 (one write per publish, and
@@ -10,6 +11,7 @@
 import common
 
 cfg = common.config()
+NODELAY = cfg.get("nodelay", True)
 PAYLOAD_ROOM = 64  # topic, packet id and header on top of the largest payload
 ACK_TIMEOUT_MS = 30000
 
@@ -21,7 +23,7 @@ def load():
 
 
 def connect_defaults(MQTTClient):
-    client = MQTTClient(cfg["client_id"], common.HOST, cfg["port"], keepalive=60)
+    client = MQTTClient(cfg["client_id"], common.HOST, cfg["port"], keepalive=60, nodelay=NODELAY)
     client.connect()
     return client
 
@@ -43,6 +45,7 @@ def connect_as_the_node(MQTTClient):
         tx_size=512,
         connect_timeout_ms=10000,
         io_timeout_ms=10000,
+        nodelay=NODELAY,
     )
     client.will_set("house/kitchen/unix-node/status", b"offline", 1, True)
     client.connect()
@@ -117,7 +120,13 @@ def main_mode():
     # node's MAX_PACKET of 512).
     size = max(cfg["payloads"]) + PAYLOAD_ROOM
     client = MQTTClient(
-        cfg["client_id"] + "-runs", common.HOST, cfg["port"], keepalive=60, max_packet=size, tx_size=size
+        cfg["client_id"] + "-runs",
+        common.HOST,
+        cfg["port"],
+        keepalive=60,
+        max_packet=size,
+        tx_size=size,
+        nodelay=NODELAY,
     )
     client.connect()
     common.main_mode(cfg, result, publish_qos0, publish_qos1, publish_qos1_window)

@@ -26,7 +26,14 @@ from tools.bench.settings import (
 )
 
 PEERS = ("umqtt", "umqtt_nodelay", "mqtt_async", "chumicro")  # the summary's columns, then ours
-SUMMARY = PEERS + ("ours",)
+SUMMARY = PEERS + ("ours", "ours_nagle")
+# Like with like for CPU per publish: the socket option decides how many
+# segments, and so how much of the kernel's work, each publish costs.
+# (our key, the peers with the same setting)
+CPU_GROUPS = (
+    ("TCP_NODELAY", "ours", ("umqtt_nodelay",)),
+    ("Nagle", "ours_nagle", ("umqtt", "mqtt_async", "chumicro")),
+)
 
 
 class Client:
@@ -117,6 +124,15 @@ def make_clients(quick):
             probe_32="chumicro",
         ),
         ours,
+        Client(
+            "ours_nagle",
+            "this project, nodelay=False (Nagle on, as the peers but umqtt.simple + TCP_NODELAY)",
+            "this project, nodelay=False",
+            "ours.py",
+            config={"nodelay": False},
+            arrivals=(("", {"autoflush": True}),),
+            same_as="ours",
+        ),
         raw,
     ]
 

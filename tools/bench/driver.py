@@ -71,7 +71,9 @@ def main():
     parser.add_argument("--quick", action="store_true", help="our client and a raw socket, small counts, one round")
     parser.add_argument("--runs", type=int, help="rounds (default 3; --quick 1)")
     parser.add_argument("--out", help="folder for RESULTS.md, results.json, throughput.png (default bench/)")
-    parser.add_argument("--clients", help="comma-separated subset of umqtt,umqtt_nodelay,mqtt_async,chumicro,ours,raw")
+    parser.add_argument(
+        "--clients", help="comma-separated subset of umqtt,umqtt_nodelay,mqtt_async,chumicro,ours,ours_nagle,raw"
+    )
     parser.add_argument("--no-plot", action="store_true", help="skip throughput.png (and the matplotlib install)")
     args = parser.parse_args()
 
@@ -91,7 +93,9 @@ def main():
     chosen = clients.make_clients(args.quick)
     if args.clients:
         wanted = args.clients.split(",")
-        chosen = [c for c in chosen if c.key in wanted or (c.key == "umqtt" and "umqtt_nodelay" in wanted)]
+        needed = {"umqtt_nodelay": "umqtt", "ours_nagle": "ours"}  # what each shares its sources with
+        wanted += [needed[k] for k in wanted if k in needed]
+        chosen = [c for c in chosen if c.key in wanted]
     tmp = tempfile.mkdtemp(prefix="mqtt-bench-")
     try:
         log("fetching and compiling the clients into %s" % tmp)
