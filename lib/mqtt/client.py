@@ -284,41 +284,37 @@ class MQTTClient:
         failures: they become a reconnect (see on_disconnect, last_error).
         Returns ms until the next thing the client must do, or -1. Raises
         the first error a callback raised since the last poll()."""
-        if self.session.state != CONNECTED:
+        session = self.session
+        if session.state != CONNECTED:
             wait = self._poll_disconnected(timeout_ms)
         else:
-            wait = self._poll_connected(timeout_ms)
+            try:
+                if session.out_count:
+                    # QoS 0 messages batched (autoflush off) may fill the
+                    # transmit buffer: out before a PINGREQ is queued into it.
+                    self._flush()
+                wait = session.tick(ticks_ms())
+                if session.out_count:
+                    self._flush()
+                if wait < 0 or (timeout_ms >= 0 and timeout_ms < wait):
+                    wait = timeout_ms
+                self._read(wait)
+                if session.state != CONNECTED:  # a callback called disconnect()
+                    wait = self.reconnect_in_ms()
+                elif session.out_count:
+                    self._flush()  # acks for what was read
+            except Exception as e:
+                from mqtt.errors import KeepaliveTimeout, ProtocolError
+
+                if not isinstance(e, (OSError, ProtocolError, KeepaliveTimeout)):
+                    raise
+                self._drop(e)
+                wait = self.reconnect_in_ms()
         if self._callback_error is not None:
             error = self._callback_error
             self._callback_error = None
             raise error
         return wait
-
-    def _poll_connected(self, timeout_ms):
-        session = self.session
-        try:
-            if session.out_count:
-                # QoS 0 messages batched (autoflush off) may fill the
-                # transmit buffer: out before a PINGREQ is queued into it.
-                self._flush()
-            wait = session.tick(ticks_ms())
-            if session.out_count:
-                self._flush()
-            if wait < 0 or (timeout_ms >= 0 and timeout_ms < wait):
-                wait = timeout_ms
-            self._read(wait)
-            if session.state != CONNECTED:  # a callback called disconnect()
-                return self.reconnect_in_ms()
-            if session.out_count:
-                self._flush()  # acks for what was read
-            return wait
-        except Exception as e:
-            from mqtt.errors import KeepaliveTimeout, ProtocolError
-
-            if not isinstance(e, (OSError, ProtocolError, KeepaliveTimeout)):
-                raise
-            self._drop(e)
-            return self.reconnect_in_ms()
 
     def _poll_disconnected(self, timeout_ms):
         if not self._reconnect_due:
