@@ -32,7 +32,8 @@ def publish_due(u):
             text = r.state_text()
             changed = text != u.last_state or r.phase != u.last_phase
             now = ticks_ms()
-            if not changed and not r.gap and ticks_diff(now, u.progress_at) < _PROGRESS_GAP_MS:
+            # 0 <=: a mark 2**29 ms (6.2 days) or more ago reads negative on a board: long ago, not just now.
+            if not changed and not r.gap and 0 <= ticks_diff(now, u.progress_at) < _PROGRESS_GAP_MS:
                 return
             if changed and not _send(u, "state", text, 0, True):
                 return

@@ -172,6 +172,25 @@ def test_chunks_out_of_order_are_ignored_and_the_gap_reported():
     assert pointer.load(root)["active"] == release.id
 
 
+def _a_week_before(now):
+    from compat import ticks_add
+
+    return ticks_add(ticks_add(now, -4 * 86400000), -3 * 86400000)  # ticks_add takes under 6.2 days at once
+
+
+def test_progress_last_told_a_week_ago_is_told_again():
+    # On a board ticks wrap at 2**30 ms: ticks_diff reads a mark 6.2 days or
+    # more ago as negative, which is long ago too, not "within the gap".
+    from compat import ticks_ms
+
+    root, published, u, release, progress = receiving("progressweek")
+    reports = len(published.progress())
+    u.progress_at = _a_week_before(ticks_ms())
+    u.progress_due = True  # as flash work on the node sets it, with the state unchanged
+    u.poll()
+    assert len(published.progress()) == reports + 1, published.progress()[-2:]
+
+
 # ---- refused, and nothing changed ----------------------------------------------
 
 
