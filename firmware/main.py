@@ -84,10 +84,10 @@ def main():
     backoff = Backoff(1000, 30000)
     model = getattr(board, "MODEL", "house sensor node")
     while True:
+        node = None
         try:
             # The node's buffers are large and made once: start them on a heap
             # without the garbage of loading the board (or of a failed node).
-            node = None
             gc.collect()
             try:
                 node = Node(config, model, make_hardware(machine), wifi, reset=machine.reset)
