@@ -53,8 +53,7 @@ def stop(feed, watchdog_ms):
         raise SystemExit(2)
     print("stopped until the board file is fixed (make deploy); the watchdog is fed meanwhile")
     while True:
-        feed()
-        sleep_ms(watchdog_ms // 2)
+        pause(watchdog_ms, feed, watchdog_ms)
 
 
 def main():

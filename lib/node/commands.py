@@ -9,7 +9,7 @@
 # per shortest period. The rest are acknowledged, dropped and counted.
 
 from compat import ticks_add, ticks_diff
-from node.node import recent
+from node.node import drop_command, recent
 
 _OFFLINE_ACK_MS = 2000  # how long a clean shutdown waits for its `offline` to be acknowledged
 
@@ -83,13 +83,6 @@ def may_force_readings(node, now):
         return False
     node._forced_at = now
     return True
-
-
-def drop_command(node, key, why):
-    node.commands_dropped += 1
-    if not node._told_dropped:  # once per boot: a flood must not flood the log too
-        node._told_dropped = True
-        node.log("command %s dropped: %s (further dropped commands are counted in diagnostics)" % (key, why))
 
 
 def parse_seconds(value):

@@ -199,11 +199,7 @@ class Node:
             # A MemoryError loading node.commands on a fragmented heap, or a
             # fault in a handler: the message is dropped and counted (it is
             # acknowledged all the same: a resend would fail alike).
-            self.commands_dropped += 1
-            if not self._told_dropped:
-                self._told_dropped = True
-                self.log("command on %s dropped: %r (further dropped commands are counted in diagnostics)"
-                         % (message.topic, e))
+            drop_command(self, "on " + message.topic, repr(e))
 
     def command(self, key, value):
         """Take a command (node.commands): interval, publish-now, reboot.
@@ -464,6 +460,16 @@ def recent(now, mark, gap_ms):
     board ticks_diff reads a mark 2**29 ms (6.2 days) or more ago as
     negative: long ago too, not just now."""
     return mark is not None and 0 <= ticks_diff(now, mark) < gap_ms
+
+
+def drop_command(node, key, why):
+    """A command not taken: counted, and logged once per boot (a flood must
+    not flood the log too). Here, not in node.commands: a failure to load
+    that is dropped through it as well."""
+    node.commands_dropped += 1
+    if not node._told_dropped:
+        node._told_dropped = True
+        node.log("command %s dropped: %s (further dropped commands are counted in diagnostics)" % (key, why))
 
 
 def _commands():
