@@ -70,20 +70,23 @@ class Report:
 
     # ---- the summary -------------------------------------------------------
 
-    def compare(self, what, name, unit, show):
+    def compare(self, what, name, unit, show, ours_key="ours", peers=None, setting=None):
         """The 'vs the best peer' cell for a lower-is-better figure, and a
-        line for the behind / ahead lists."""
-        ours = self.m("ours", name)
-        peer, best = best_peer(self.f, self.peers(), name)
+        line for the behind / ahead lists: ours_key against peers (all of
+        them by default), both with the socket setting named, if one is."""
+        ours = self.m(ours_key, name)
+        peer, best = best_peer(self.f, self.peers() if peers is None else peers, name)
         r = ratio(ours, best)
         if r is None:
             return "–"
         text = "%s vs %s's %s" % (times(r), self.short(peer), show(best) + unit)
-        line = "%s: %s, %s that of %s (the best peer: %s)" % (
+        line = "%s%s: %s, %s that of %s (the best peer%s: %s)" % (
             what,
+            ", " + setting if setting else "",
             show(ours) + unit,
             times(r),
             self.short(peer),
+            " with " + setting if setting else "",
             show(best) + unit,
         )
         (self.behind if r > 1.0 else self.ahead).append(line)
@@ -94,26 +97,13 @@ class Report:
         TCP_NODELAY against the peers with it, with Nagle against theirs."""
         cells = []
         rate = name.replace("cpu_", "rate_")
-        for option, ours_key, peers in CPU_GROUPS:
-            ours = self.m(ours_key, name)
+        for setting, ours_key, peers in CPU_GROUPS:
             # Not a peer that takes 10 ms or more a message (umqtt.simple's
             # QoS 1 with Nagle, ~44 ms): a client stalled is no comparison.
             peers = [k for k in peers if k in self.peers() and not _stalled(self.m(k, rate))]
-            peer, best = best_peer(self.f, peers, name)
-            r = ratio(ours, best)
-            if r is None:
-                continue
-            cells.append("%s: %s vs %s's %s µs" % (option, times(r), self.short(peer), us(best)))
-            line = "%s, %s: %s µs, %s that of %s (the best peer with %s: %s µs)" % (
-                what,
-                option,
-                us(ours),
-                times(r),
-                self.short(peer),
-                option,
-                us(best),
-            )
-            (self.behind if r > 1.0 else self.ahead).append(line)
+            text = self.compare(what, name, " µs", us, ours_key, peers, setting)
+            if text != "–":
+                cells.append("%s: %s" % (setting, text))
         return "; ".join(cells) or "–"
 
     def summary(self):
