@@ -11,7 +11,7 @@
 
 import sys
 
-from compat import sleep_ms, ticks_add, ticks_diff, ticks_ms
+from compat import const, sleep_ms, ticks_add, ticks_diff, ticks_ms
 from mqtt.client import MQTTClient
 from node.fixed import format_fixed
 from node.ring import Ring
@@ -31,6 +31,7 @@ except ImportError:
 # forgotten the retained configs, and Home Assistant the readings).
 _HA_STATUS_TOPIC = "homeassistant/status"
 _ANNOUNCE_GAP_MS = 5000  # Home Assistant's `online` announces at most this often (a flood coalesces)
+_IDENTIFIER_REJECTED = const(2)  # CONNACK's return code for a client id the broker refuses (3.1.1 section 3.2.2.3)
 
 
 class Sensor:
@@ -139,6 +140,14 @@ class Node:
 
     def _on_disconnect(self, client, userdata, error):
         self.log("mqtt: link down (%r), retry in %d ms" % (error, client.reconnect_in_ms()))
+        if getattr(error, "return_code", 0) == _IDENTIFIER_REJECTED:
+            # A broker may take strict client ids only: the next try uses one.
+            from node import strict_id
+
+            try:
+                strict_id.adopt(client, self.log)
+            finally:
+                _forget_module("strict_id")
         if client.disconnects != self._disconnects_seen:
             # The link dropped (not a failed reconnect, which would flush at
             # every backoff step): what waits in RAM goes to flash now.

@@ -28,7 +28,13 @@ from mqtt.packet import (
 )
 
 _PIPE_BYTES = 2048
+_IDENTIFIER_REJECTED = 2
+_STRICT_ID_CHARS = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 _PAYLOAD_KEPT = 256
+
+
+def _strict(client_id):
+    return 0 < len(client_id) <= 23 and all(c in _STRICT_ID_CHARS for c in client_id)
 
 
 class Pipe:
@@ -103,9 +109,14 @@ class MemoryBroker:
     SUBACK granting what was asked, UNSUBACK, PINGRESP. Counts what it received and
     keeps the last PUBLISH's topic and payload."""
 
-    def __init__(self, ack=True, qos2_as_qos1=False):
+    def __init__(self, ack=True, qos2_as_qos1=False, strict_client_ids=False, refused_ids=()):
         self.ack = ack  # False: hold back PUBACK / PUBREC, as a stalled broker does
         self.qos2_as_qos1 = qos2_as_qos1  # PUBACK for a QoS 2 PUBLISH, as RabbitMQ does
+        # CONNACK 2 (identifier rejected), then the link closed, for a client
+        # id other than 1 to 23 of 0-9, a-z, A-Z: legal (3.1.1 section 3.1.3.1).
+        self.strict_client_ids = strict_client_ids
+        self.refused_ids = refused_ids  # client ids (bytes) refused as well: a broker's own list
+        self.refused = 0
         self.inbound = Pipe()
         self.outbound = Pipe()
         self.packet = BrokerPacket()
@@ -148,6 +159,11 @@ class MemoryBroker:
         if kind == CONNECT:
             self.client_id = bytes(buf[packet.client_id_start : packet.client_id_start + packet.client_id_length])
             self.keepalive = packet.keepalive
+            if self.client_id in self.refused_ids or (self.strict_client_ids and not _strict(self.client_id)):
+                self._answer(encode_connack(self.scratch, 0, False, _IDENTIFIER_REJECTED))
+                self.refused += 1
+                self.closed = True  # 3.1.1 section 3.2.2.5: a refusal closes the link
+                return
             self._answer(encode_connack(self.scratch, 0, False, 0))
         elif kind == PUBLISH:
             self._keep(buf, packet)
