@@ -6,6 +6,7 @@ tools/ota.py as make ota runs it. Real files, real SHA-256 and HMAC, real
 resets."""
 
 import os
+import shutil
 import time
 
 import pytest
@@ -69,6 +70,7 @@ def ota(h, *args, project=ROOT, timeout=120):
 
 def started(h, board, after=0.0):
     """The node connected and published a reading (after `after`)."""
+
     def up():
         connected = board.find("mqtt: connected", after) is not None
         return connected and h.watcher.reading_after(after) and h.watcher.installed() is not None
@@ -298,6 +300,56 @@ def test_an_update_under_a_pico_w_heap(house, capsys):
         print("\n" + report)
     heap = 160 * 1024
     assert int(figures["peak"]) < heap and int(figures["live_peak"]) < heap
+
+
+# ---- through TLS ----------------------------------------------------------------------
+
+
+def tls_board(project, ca):
+    """The project's unix board, connecting through TLS and checking the
+    broker against ca (a host path, which is also where the Unix port finds
+    it: deploy copies boards/tls/<name> to that path on a board)."""
+    shutil.copyfile(ca, os.path.join(project, "boards", "tls", os.path.basename(ca)))
+    with open(os.path.join(project, "boards", "unix.py"), "a") as f:
+        f.write("BROKER = %r\n" % {"host": "127.0.0.1", "port": 8883, "tls": True, "ca": ca})
+
+
+def test_an_update_reaches_a_node_that_talks_to_its_broker_through_tls(tls_broker, tls_files, tmp_path):
+    """Every chunk, the manifest and the confirmation go over the node's TLS
+    link (make ota uses the broker's plain listener on the host), and the
+    release, whose board file keeps TLS, connects through it again."""
+    ca = str(tls_files["ca"])
+    projects = []
+    for name, header in (("old", "# the build before this one"), ("new", None)):
+        project = tree(tmp_path, name, lib_header=header)
+        os.makedirs(os.path.join(project, "boards", "tls"), exist_ok=True)
+        tls_board(project, ca)
+        projects.append(project)
+    secrets = secrets_file(str(tmp_path))
+    flash = str(tmp_path / "flash")
+    install(flash, projects[0], secrets, str(tmp_path / "build-old"))
+    watcher = Watcher(tls_broker)
+    board = Board(flash, tls_broker, env={"MQTT_PORT": str(tls_broker.tls_port)})
+    try:
+        handshake = "TLS handshake with 127.0.0.1:%d" % tls_broker.tls_port
+        up = wait_until(lambda: board.find(handshake) is not None and watcher.reading_after(0), BOOT_S)
+        assert up, board.output()
+        status, output = run_ota(
+            projects[1], secrets, tls_broker, str(tmp_path / "build-ota"), "--version", "2.3-tls", timeout=120
+        )
+        assert status == 0, output + board.output()
+        assert "ota: confirmed: the node runs 2.3-tls" in output, output
+        p = pointer(flash)
+        assert p["version"] == "2.3-tls" and p["outcome"] == "confirmed", p
+        # The release connected through TLS too, and publishes.
+        restarted = board.find("ota: running release 2.3-tls")
+        assert restarted is not None, board.output()
+        assert board.find(handshake, restarted) is not None, board.output()
+        done = time.monotonic()
+        assert wait_until(lambda: watcher.reading_after(done), BOOT_S), board.output()
+    finally:
+        board.stop()
+        watcher.close()
 
 
 # ---- Home Assistant ------------------------------------------------------------------
