@@ -6,7 +6,7 @@
 
 from compat import ticks_add
 from mqtt.packet import remaining_length_size
-from node.node import Channel, MQTTClient, Ring, Sensor, _step_deadline_ms
+from node.node import Channel, MQTTClient, Ring, Sensor, _forget_module, _step_deadline_ms
 from sensors import make as make_sensor
 
 _PAYLOAD_SIZE = 48  # {"v":-12345.67,"t":"2026-11-23T08:00:00Z"} fits
@@ -75,7 +75,7 @@ def build(node, config, hardware, client, log, now):
     node.resolver = _resolver(config)
     node._wifi_ups_seen = -1
     node.ring = Ring(config["BUFFER"])
-    node.store = _open_store(config, len(channels), log)
+    node.store = _open_store(config, [c.name for c in channels], log)
     node.store_errors = 0
     node._disconnects_seen = 0
     node.published = 0
@@ -128,7 +128,7 @@ def build(node, config, hardware, client, log, now):
     client.start_reconnecting()  # the first connect is a reconnect: retried forever
 
 
-def _open_store(config, channels, log):
+def _open_store(config, names, log):
     """The board's flash store, or None (no STORE, or the filesystem failed:
     then readings wait in the RAM ring only)."""
     settings = config.get("STORE")
@@ -141,7 +141,10 @@ def _open_store(config, channels, log):
             settings["path"],
             capacity=settings["capacity"],
             policy=settings["policy"],
-            channels=channels,
+            channels=len(names),
+            # A reading waiting from before the board's sensor list changed
+            # goes out under its own sensor's topic (node.store_layout).
+            names=names,
             flush_every=settings["flush_every"],
             flush_ms=settings["flush_s"] * 1000,
             # Unacknowledged at once: the client's window plus QoS 0 readings between them.
@@ -150,8 +153,12 @@ def _open_store(config, channels, log):
     except OSError as e:
         log("store: cannot open %s (%s): readings wait in RAM only" % (settings["path"], e))
         return None
+    finally:
+        _forget_module("store_layout")  # read at opening only
     if store.recovered or store.torn:
         log("store: %d readings kept across the reset (%d torn)" % (store.recovered, store.torn))
+    if store.orphaned:
+        log("store: %d readings of sensors no longer on the board dropped" % store.orphaned)
     return store
 
 

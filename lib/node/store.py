@@ -12,6 +12,11 @@ full filesystem fails at boot and not in the middle of an outage):
   <path>/marker             8 slots of 16 bytes: "everything before seq T is
                             acknowledged", written round-robin; the newest
                             valid one wins at boot.
+  <path>/channels           with `names`: the channel names records are
+                            written under, and earlier lists still in use
+                            (node.store_layout), so that a reading waiting
+                            from before the board's sensor list changed
+                            goes out under its own sensor, or not at all.
 
 A reading record, little-endian, 16 bytes:
 
@@ -20,7 +25,8 @@ A reading record, little-endian, 16 bytes:
   4  u32 taken     seconds since 2024-01-01 UTC (node.timestamp.now_s()),
                    0 if unknown
   8  i32 value     fixed point, as the driver gave it
-  12 u8  channel   the node's channel index
+  12 u8  channel   the node's channel index (in the list of its time:
+                   see <path>/channels)
   13 u8  kind      0x54 'T' (a marker is 0x4D 'M'). The kind is also the
                    format's version: a change to the layout or meaning of
                    a record takes a new kind, so a store left by other
@@ -132,6 +138,7 @@ _KIND_READING = const(0x54)  # 'T': taken counts from 2024 (see the record layou
 _KIND_READING_R = const(0x52)  # the first format, read and converted
 _KIND_MARKER = const(0x4D)
 _MARKER_SLOTS = const(8)
+_GONE = const(255)  # node.store_layout.GONE: the channel of a sensor no longer on the board
 _READING = "<IIiBBH"  # seq, taken, value, channel, kind, check
 _MARKER = "<IIIBBH"  # generation, tail seq, capacity, kind, log2(segment records), check
 # Long ints on a 32-bit board, made once here; comparing a small int
@@ -205,12 +212,16 @@ class FlashStore:
         window=32,
         segment_bytes=4096,
         opener=open,
+        names=None,
     ):
         """path: a directory (created if missing). capacity: record slots in
         all. channels: how many channels the node has (required for
         "latest"; for "all", 0 means any 0..255). window: records that may
         be sent and unacknowledged at once (>= the client's in-flight
-        limit). opener: open() or a stand-in with the same signature."""
+        limit). opener: open() or a stand-in with the same signature.
+        names: the channels' names, in order (node.store_layout): readings
+        written under an earlier list come back under their own channel's
+        index in this one, or not at all when it is gone."""
         if policy not in ("all", "latest"):
             raise ValueError("store policy must be 'all' or 'latest', got %r" % (policy,))
         if not 1 <= flush_every <= 256:
@@ -221,6 +232,8 @@ class FlashStore:
             )
         if not 0 <= channels <= 256:
             raise ValueError("store channels must be 0 to 256, got %r" % (channels,))
+        if names is not None and len(names) >= _GONE:
+            raise ValueError("store names must be fewer than %d, got %d" % (_GONE, len(names)))
         if policy == "latest" and (channels < 1 or capacity < 2 * channels):
             raise ValueError(
                 "store policy 'latest' needs channels >= 1 and capacity >= 2 * channels, got %r and %r"
@@ -247,6 +260,12 @@ class FlashStore:
         self._segment_log2 = log2
         self._segment = 1 << log2  # records per segment file (the last may be shorter)
         self._opener = opener
+        self._names = names
+        # Earlier channel lists still in use (node.store_layout): a record
+        # up to seq _era_end[i] was written under list i, and its channel
+        # is _era_map[i][its index] now.
+        self._era_end = []
+        self._era_map = []
 
         # The record being read or written, and the RAM batch with a view of
         # each length, so a flush is one write() of an existing object.
@@ -265,6 +284,7 @@ class FlashStore:
         self._loaded = -1  # seq whose fields are in channel/value/taken
 
         self.dropped = 0  # readings dropped (full) or superseded ("latest"), since boot
+        self.orphaned = 0  # readings found at boot whose sensor is no longer on the board (skipped)
         self.torn = 0  # slots found unreadable at boot or on replay
         self.relocated = 0  # "latest": live values copied forward when the log wrapped
         self.flushes = 0  # data writes (each one write + one flush)
@@ -533,8 +553,10 @@ class FlashStore:
                 else:
                     self._done(s)
                 continue
-            if not self._fetch(s) or (self.channels and self.channel >= self.channels):
-                self.torn += 1
+            fetched = self._fetch(s)
+            if not fetched or (self.channels and self.channel >= self.channels):
+                if not fetched or not self._era_end or self.channel != _GONE:
+                    self.torn += 1  # an orphan (see _recover) was counted at boot
                 if latest is not None:
                     latest[self._live_channel(s)] = 0
                     self._unsent_live -= 1
@@ -626,7 +648,21 @@ class FlashStore:
         if f.readinto(rec) != _RECORD or _valid_reading(rec) != seq:
             return False
         self._decode(rec, 0)
+        if self._era_end:
+            self.channel = self._translate(seq, self.channel)
         return True
+
+    def _translate(self, seq, channel):
+        """The channel index now of a record written with channel under the
+        list its seq was written under."""
+        ends = self._era_end
+        i = 0
+        while i < len(ends):
+            if seq <= ends[i]:
+                mapping = self._era_map[i]
+                return mapping[channel] if channel < len(mapping) else _GONE
+            i += 1
+        return channel
 
     def _decode(self, buf, o):
         # From 16-bit halves: the whole u32 of a negative value, or of a
@@ -692,25 +728,36 @@ class FlashStore:
             if seq > newest:
                 newest = seq
         low = max(tail0, newest - self.capacity + 1, 1)
+        if self._names is not None:
+            from node import store_layout
+
+            self._era_end, self._era_map = store_layout.eras(self.path, self._names, newest, low)
+            self._names = None
         # Pass 2: what is held between the tail and the head.
         first = 0
         held = 0
         latest = self._latest
         for seq in self._scan():
             if low <= seq <= newest:
-                if self.channels and self._rec[12] >= self.channels:
+                channel = self._translate(seq, self._rec[12])
+                if self._era_end and channel == _GONE:
+                    # Intact, of a sensor no longer on the board: skipped
+                    # at replay, as a hole, and said apart from torn ones.
+                    self.orphaned += 1
+                elif self.channels and channel >= self.channels:
                     continue
-                held += 1
+                else:
+                    held += 1
+                    if latest is not None and seq > latest[channel]:
+                        latest[channel] = seq
                 if first == 0 or seq < first:
                     first = seq
-                if latest is not None and seq > latest[self._rec[12]]:
-                    latest[self._rec[12]] = seq
         self._next = max(newest + 1, tail0)
         self._tail = self._read = first if held else self._next
         self._flushed = self._next
         self._on_flash_end = newest + 1
-        self._holes = (newest - first + 1 - held) if held else 0
-        self.torn = self._holes
+        self._holes = (newest - first + 1 - held) if held else 0  # orphans included
+        self.torn = self._holes - self.orphaned if held else 0
         self._generation = gen
         self._committed = tail0
         if latest is not None:

@@ -5,6 +5,7 @@ import os
 
 from flaky_flash import FlakyFlash
 from node.fixed import format_fixed
+from node.store import FlashStore
 from node_harness import (
     drain_all,
     finish,
@@ -144,3 +145,38 @@ def test_readings_go_out_once_in_order_when_the_store_fails_for_a_while():
         for entry in os.listdir(path):
             os.remove(path + "/" + entry)
         os.rmdir(path)
+
+
+def test_readings_waiting_in_the_store_keep_their_topics_when_the_sensor_list_changes():
+    # A node with temperature and humidity stored readings offline; the
+    # board file then lists humidity first: the next node sends each waiting
+    # reading on its own topic. (Sensors added and taken away: test_store_layout.)
+    path = fresh_dir("node-store-layout")
+    earlier = FlashStore(path, capacity=64, flush_every=1, channels=2, names=["temperature", "humidity"])
+    earlier.append(0, 2101)
+    earlier.append(1, 5502)
+    earlier.append(0, 2103)
+    earlier.close()
+    earlier = None
+    sensors = [sim("sim_humidity", 2, 1), sim("sim_temperature", 1, 1)]
+    node, logs = make_node("lay", sensors=sensors, STORE={"path": path, "capacity": 64, "flush_every": 1})
+    sub, inbox = subscriber("lay", room_filter(node))
+    try:
+        assert node.store.count == 3, logs.lines
+        node.client.connect()
+        assert drain_all(node, [sub]) and node.store.count == 0
+        temperature, humidity = reading_topic(node, "temperature"), reading_topic(node, "humidity")
+        assert poll_until(sub, lambda: len(inbox.payloads(temperature)) == 2 and inbox.payloads(humidity))
+        assert inbox.payloads(temperature) == [temperature_text(2101), temperature_text(2103)]
+        assert inbox.payloads(humidity) == [format_text(5502, node.channels[0].decimals)]
+    finally:
+        finish(node, [sub])
+        node.store.close()
+        for entry in os.listdir(path):
+            os.remove(path + "/" + entry)
+        os.rmdir(path)
+
+
+def format_text(value, decimals):
+    buf = bytearray(24)
+    return bytes(buf[: format_fixed(buf, 0, value, decimals)])
