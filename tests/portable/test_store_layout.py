@@ -48,11 +48,17 @@ A = ["temperature", "humidity", "pressure"]
 BEFORE = [("temperature", 1), ("humidity", 2), ("pressure", 3), ("temperature", 4)]
 
 
-def test_reordered_sensors_get_their_own_waiting_readings():
-    path = fresh_dir("layout-order")
-    store = open_store(path, A)
-    take(store, A, BEFORE)
+def backlog(tag, readings=None, **kwargs):
+    """A store folder holding readings (BEFORE) on flash, written under A."""
+    path = fresh_dir(tag)
+    store = open_store(path, A, **kwargs)
+    take(store, A, BEFORE if readings is None else readings)
     store.close()
+    return path
+
+
+def test_reordered_sensors_get_their_own_waiting_readings():
+    path = backlog("layout-order")
     b = ["pressure", "temperature", "humidity"]
     store = open_store(path, b)
     take(store, b, [("humidity", 5)])
@@ -63,10 +69,7 @@ def test_reordered_sensors_get_their_own_waiting_readings():
 
 
 def test_a_sensor_taken_away_drops_its_readings_and_says_so():
-    path = fresh_dir("layout-gone")
-    store = open_store(path, A)
-    take(store, A, BEFORE)
-    store.close()
+    path = backlog("layout-gone")
     b = ["pressure", "temperature"]
     store = open_store(path, b)
     assert store.orphaned == 1 and store.torn == 0
@@ -78,10 +81,7 @@ def test_a_sensor_taken_away_drops_its_readings_and_says_so():
 
 
 def test_a_sensor_added_in_front_and_a_second_change_before_the_backlog_drains():
-    path = fresh_dir("layout-twice")
-    store = open_store(path, A)
-    take(store, A, BEFORE)
-    store.close()
+    path = backlog("layout-twice")
     b = ["light", "temperature", "humidity", "pressure"]
     store = open_store(path, b)
     take(store, b, [("light", 10), ("pressure", 11)])
@@ -96,10 +96,7 @@ def test_a_sensor_added_in_front_and_a_second_change_before_the_backlog_drains()
 
 
 def test_once_the_backlog_is_acknowledged_the_earlier_list_is_forgotten():
-    path = fresh_dir("layout-forget")
-    store = open_store(path, A)
-    take(store, A, BEFORE)
-    store.close()
+    path = backlog("layout-forget")
     b = list(reversed(A))
     store = open_store(path, b)
     assert replay(store, b, ack=True) == BEFORE
@@ -118,10 +115,7 @@ def test_once_the_backlog_is_acknowledged_the_earlier_list_is_forgotten():
 def test_a_reset_before_the_new_list_is_in_place_changes_nothing():
     # The new list is written beside the old one and renamed over it: a
     # reset before the rename leaves the old one, and a half-written new one.
-    path = fresh_dir("layout-reset")
-    store = open_store(path, A)
-    take(store, A, BEFORE)
-    store.close()
+    path = backlog("layout-reset")
     with open(path + "/channels.new", "w") as f:
         f.write('{"names": ["pres')
     b = ["humidity", "pressure", "temperature"]
@@ -132,10 +126,7 @@ def test_a_reset_before_the_new_list_is_in_place_changes_nothing():
 
 
 def test_latest_keeps_each_sensors_newest_value_across_a_reorder():
-    path = fresh_dir("layout-latest")
-    store = open_store(path, A, policy="latest", capacity=16, flush_every=2)
-    take(store, A, BEFORE + [("humidity", 5)])
-    store.close()
+    path = backlog("layout-latest", BEFORE + [("humidity", 5)], policy="latest", capacity=16, flush_every=2)
     b = ["humidity", "pressure", "temperature"]
     store = open_store(path, b, policy="latest", capacity=16, flush_every=2)
     assert sorted(replay(store, b)) == [("humidity", 5), ("pressure", 3), ("temperature", 4)]
@@ -156,10 +147,7 @@ def test_a_store_from_before_the_list_was_kept_reads_as_unchanged():
 
 
 def test_replay_of_readings_from_an_earlier_list_allocates_nothing():
-    path = fresh_dir("layout-alloc")
-    store = open_store(path, A)
-    take(store, A, BEFORE)
-    store.close()
+    path = backlog("layout-alloc")
     b = ["pressure", "temperature", "humidity"]
     store = open_store(path, b)
 
