@@ -407,8 +407,8 @@ class FlashStore:
     def _drop_tail(self):
         s = self._tail
         if s >= self._read:  # never sent: a reading lost to the full store
-            if self._holes and not self._fetch(s):
-                self._holes -= 1
+            if self._holes and (not self._fetch(s) or (self.channels and self.channel >= self.channels)):
+                self._holes -= 1  # unreadable, or an orphan (see _recover): not counted as held
             else:
                 self.dropped += 1
             self._read = s + 1

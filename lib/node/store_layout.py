@@ -51,7 +51,10 @@ def eras(folder, names, newest, lowest):
     below are acknowledged: a list only they used is forgotten)."""
     path = folder + "/channels"
     saved, old = _read(path)
-    kept = [era for era in old if era[0] >= lowest]
+    # An era's end was the newest seq when it began, and the newest seq
+    # only grows, but for a store reformatted (its geometry changed), which
+    # starts again from 1 and holds nothing of the lists before.
+    kept = [era for era in old if lowest <= era[0] <= newest]
     if saved is not None and saved != names and newest >= lowest:
         if not kept or kept[-1][0] < newest:
             kept.append([newest, saved])

@@ -161,3 +161,36 @@ def test_replay_of_readings_from_an_earlier_list_allocates_nothing():
     assert b[heap_locked(step)] == "humidity"
     store.close()
     remove_dir(path)
+
+
+def test_a_store_reformatted_for_another_size_forgets_the_earlier_lists():
+    # Its seqs start again from 1: an earlier list kept would map the new
+    # readings as if they were the old ones.
+    path = backlog("layout-reformat")
+    b = ["pressure", "temperature", "humidity"]
+    store = open_store(path, b)
+    store.close()
+    store = open_store(path, b, capacity=32)  # another geometry: reformatted, empty
+    assert store.count == 0 and store._era_end == []
+    take(store, b, [("pressure", 1), ("temperature", 2), ("humidity", 3)])
+    store.close()
+    store = open_store(path, b, capacity=32)
+    assert replay(store, b) == [("pressure", 1), ("temperature", 2), ("humidity", 3)]
+    store.close()
+    remove_dir(path)
+
+
+def test_a_full_store_drops_orphans_without_losing_count_of_the_rest():
+    # A sensor taken away while its readings wait, then offline until the
+    # store wraps over them: what it holds and hands out stays in step.
+    path = backlog("layout-wrap", [("humidity", i) if i % 2 else ("temperature", i) for i in range(40)])
+    b = ["temperature", "pressure"]
+    store = open_store(path, b)
+    assert store.orphaned == 20 and store.count == 20
+    take(store, b, [("pressure", 100 + i) for i in range(60)])  # 64 slots: wraps over the backlog
+    held = store.count
+    sent = replay(store, b, ack=True)
+    assert len(sent) == held and store.count == 0 and store.unsent == 0, (held, len(sent), store.count)
+    assert sent[-1] == ("pressure", 159) and all(name != "humidity" for name, _ in sent), sent
+    store.close()
+    remove_dir(path)
