@@ -9,6 +9,12 @@ from compat import getenv, sleep_ms
 from node.hardware import make_hardware
 from node.node import Node
 
+# Node failures in a row that were MemoryError before the board is reset: a
+# heap that refuses the node twice is fragmented, or holds what restarts
+# leave, and a restart in the same heap would fail the same way forever
+# (the watchdog is fed through the pauses). A reset gives the heap back whole.
+MEMORY_FAILURES_BEFORE_RESET = 2
+
 
 def load_board():
     from node import config as board_config
@@ -81,6 +87,7 @@ def main():
         w = config["WIFI"]
         wifi = Wifi(w["ssid"], w["password"], w["connect_timeout_s"] * 1000)
     backoff = Backoff(1000, 30000)
+    memory_failures = 0
     model = getattr(board, "MODEL", "house sensor node")
     while True:
         node = None
@@ -114,6 +121,10 @@ def main():
                 except Exception as flush_error:  # noqa: BLE001
                     print("store not flushed:", repr(flush_error))
                 node = None
+            memory_failures = memory_failures + 1 if isinstance(e, MemoryError) else 0
+            if memory_failures >= MEMORY_FAILURES_BEFORE_RESET:
+                print("out of memory %d times in a row: resetting the board" % memory_failures)
+                machine.reset()
             # A node that fails at every start fails at the same pace: the
             # watchdog is fed through the pause, which is not a hang.
             pause(backoff.next_ms(), feed, config["WATCHDOG_MS"])

@@ -397,6 +397,47 @@ def test_a_failed_node_flushes_its_store_and_restarts_with_the_watchdog_fed(make
     assert node.proc.poll() is None, node.output()
 
 
+# The fault: the node's step raises MemoryError once its store holds six
+# readings it has not flushed, then at once in the next node: the heap, as
+# far as main.py can tell, no longer takes a node.
+SHORT_OF_MEMORY_BOARD = OFFLINE_BOARD.replace('NODE = "offline-node"', 'NODE = "memory-node"') + """
+STORE = {"path": %(store)r, "flush_every": 256, "flush_s": 86400}
+WATCHDOG_MS = 2000
+import node.node as _node_module
+
+_step = _node_module.Node.step
+_failures = []
+
+
+def _failing_step(self):
+    if self.store is not None and self.store.count >= 6:
+        _failures.append(True)
+        raise MemoryError("injected shortage %%d" %% len(_failures))
+    return _step(self)
+
+
+_node_module.Node.step = _failing_step
+"""
+
+
+def test_a_node_out_of_memory_twice_in_a_row_resets_the_board_after_flushing_its_store(make_broker, nodes, tmp_path):
+    # The first MemoryError restarts the node in the same heap, as any
+    # failure does; the second in a row resets the board. The readings the
+    # first node batched in RAM went to flash first.
+    store = str(tmp_path / "store")
+    (tmp_path / "memory_board.py").write_text(SHORT_OF_MEMORY_BOARD % {"store": store})
+    broker = make_broker()
+    broker.stop()
+    node = nodes(broker, board="memory_board", extra_path=str(tmp_path))
+    assert wait_until(lambda: node.proc.poll() is not None, 30), node.output()
+    output = node.output()
+    assert node.count("node failed, restarting it: MemoryError('injected shortage") == 2, output
+    assert node.count("store: 6 readings kept across the reset") == 1, output  # the second node found them
+    assert "out of memory 2 times in a row: resetting the board" in output, output
+    assert node.count("machine.reset() on the Unix port: exiting") == 1, output
+    assert output.index("injected shortage 2") < output.index("resetting the board"), output
+
+
 # ---- board files ---------------------------------------------------------------
 
 
