@@ -3,8 +3,6 @@
 # 3.1.3.1 obliges a broker to take only 1 to 23 of 0-9, a-z and A-Z; one may
 # refuse a '-', a '_' or a 24th character, and that is legal. Loaded at such
 # a refusal only.
-import binascii
-
 from compat import const
 
 _LONGEST = const(23)
@@ -16,6 +14,17 @@ def _strict_char(c):
     return "0" <= c <= "9" or "a" <= c <= "z" or "A" <= c <= "Z"
 
 
+def _crc32(data):
+    # CRC-32 (IEEE, as binascii.crc32), bit by bit: firmware built without
+    # binascii.crc32 gives the same id. A few dozen bytes, once per refusal.
+    crc = 0xFFFFFFFF
+    for byte in data:
+        crc ^= byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0xEDB88320 if crc & 1 else 0)
+    return crc ^ 0xFFFFFFFF
+
+
 def strict_client_id(name):
     """name's letters and digits, cut to leave room for a checksum of the
     whole name in base 36, so that names differing only in a '-', a '_' or
@@ -23,7 +32,7 @@ def strict_client_id(name):
     that every broker must take."""
     if 0 < len(name) <= _LONGEST and all(_strict_char(c) for c in name):
         return None
-    code = binascii.crc32(name.encode())
+    code = _crc32(name.encode())
     suffix = ""
     for _ in range(_SUFFIX):
         suffix = _DIGITS[code % 36] + suffix

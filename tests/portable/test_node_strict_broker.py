@@ -6,7 +6,7 @@ from memory_broker import MemoryBroker
 from mqtt.client import MQTTClient
 from node import config
 from node.node import Node
-from node.strict_id import strict_client_id
+from node.strict_id import _crc32, strict_client_id
 from node_harness import FakeBoard, Logs, sim
 
 STRICT = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -32,6 +32,12 @@ def test_strict_ids_keep_letters_and_digits_and_tell_names_apart():
         assert strict.startswith("".join(c for c in name if c not in "-_")[:16]), (name, strict)
     assert len(set(ids)) == len(ids), ids  # a house's nodes must not take over each other's sessions
     assert strict_client_id("esp32-living-room") == ids[0]  # the same name, the same id, every boot
+
+
+def test_the_checksum_is_crc32_whatever_the_firmware_has():
+    # The same id on every build, with or without binascii.crc32.
+    assert strict_client_id("esp32-living-room") == "esp32livingroom06j3ds7"  # crc32 394867591 in base 36
+    assert _crc32(b"esp32-living-room") == 394867591 and _crc32(b"") == 0
 
 
 def test_a_name_that_is_strict_already_is_kept():
