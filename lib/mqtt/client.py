@@ -152,6 +152,7 @@ class MQTTClient:
         self._stream = None
         self._rx = bytearray(rx_size)
         self._rx_length = 0
+        self._after_connack = False  # bytes that came after CONNACK wait in _rx (see _read)
         self._stage = bytearray(_STAGE_SIZE)
         self._drain = 0
         # True while the session walks the receive buffer, callbacks included:
@@ -240,6 +241,7 @@ class MQTTClient:
         self._stream = self.transport(self, deadline)
         self._rx_length = 0
         self._drain = 0
+        self._after_connack = False
         return getattr(self._stream, "handshake", None)
 
     def _close(self):
@@ -469,26 +471,32 @@ class MQTTClient:
         """Wait up to timeout_ms for bytes, read what is there, hand every
         complete packet to the session. Raises OSError on EOF. Called from a
         callback of a read (a poll() there), it reads nothing."""
-        stream = self._stream
-        if self._receiving or not stream.wait_readable(timeout_ms):
+        if self._receiving:
             return
         session = self.session
-        if self._drain:
+        rx = self._rx
+        have = self._rx_length
+        if self._after_connack:
+            # What came after CONNACK in its read, kept until connect() had
+            # returned and on_connect run: handled now, without waiting.
+            self._after_connack = False
+        elif not self._stream.wait_readable(timeout_ms):
+            return
+        elif self._drain:
             n = self._read_into_stage(len(self._stage) if self._drain > len(self._stage) else self._drain)
             if n:
                 self._drained(n)
                 session.heard(ticks_ms())
             return
-        rx = self._rx
-        have = self._rx_length
-        if have == 0:
-            n = stream.readinto(rx, len(rx))
+        elif have == 0:
+            n = self._stream.readinto(rx, len(rx))
             if n is None:
                 return
             if n == 0:
                 from mqtt.error_text import closed_by_broker
 
                 raise closed_by_broker()
+            have = n
         else:
             # A partial packet waits at the front. MicroPython's readinto has
             # no offset, and a memoryview slice would allocate, so read into
@@ -500,14 +508,15 @@ class MQTTClient:
             stage = self._stage
             for i in range(n):
                 rx[have + i] = stage[i]
-        have += n
+            have += n
         # Part of a packet counts as hearing from the broker too: one busy
         # sending a large packet over a slow link is not silent, and answers
         # a PINGREQ only after it.
+        connecting = session.state != CONNECTED
         self._receiving = True
         try:
             consumed = session.receive(rx, 0, have, ticks_ms())
-            while consumed < have and session.out_count and session.state == CONNECTED:
+            while consumed < have and session.out_count and session.state == CONNECTED and not connecting:
                 # The session stopped for room to queue acks: send them, go on.
                 self._flush()
                 n = session.receive(rx, consumed, have, ticks_ms())
@@ -521,6 +530,8 @@ class MQTTClient:
             for i in range(left):
                 rx[i] = rx[consumed + i]
         self._rx_length = left
+        if connecting and left and session.state == CONNECTED:
+            self._after_connack = True  # the session stopped at CONNACK
         if left == len(rx):
             self._check_oversize()
 

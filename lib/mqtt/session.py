@@ -474,7 +474,9 @@ class Session:
         """Handle every complete packet in buf[start:end]. Returns the number
         of bytes consumed; the caller keeps the rest for next time. Bytes
         came, so the link is alive, a whole packet or not. Stops once a
-        callback has disconnected: the rest was for that connection."""
+        callback has disconnected: the rest was for that connection. Stops
+        after CONNACK too: the layer above says connected before what
+        follows it (a session's queued messages) is handled."""
         self._last_received = now
         begin = start
         while start < end and self.state != DISCONNECTED:
@@ -509,7 +511,7 @@ class Session:
                 # 1; a refusal or anything malformed goes to the decoder.
                 self._on_connack(buf[start + 2], 0, now)
                 start += 4
-                continue
+                break
             if self._scratch_size - self._scratch_end < _ACK_SIZE:
                 break  # no room for its ack: the client writes out, then calls again
             if self.state == CONNECTING and first != _CONNACK_BYTE:
@@ -529,6 +531,8 @@ class Session:
                 break
             self._handle(buf, packet, now)
             start += n
+            if first == _CONNACK_BYTE:
+                break
         return start - begin
 
     def _on_puback(self, packet_id):
