@@ -221,7 +221,10 @@ class MQTTClient:
             self.last_error = e
             raise
         self.connects += 1
-        if self.backoff is not None:
+        if self.backoff is not None and not self._after_connack:
+            # With bytes behind CONNACK, once they are handled (_read): a
+            # broker whose every CONNACK comes with a malformed packet must
+            # not be reconnected to at the shortest step forever.
             self.backoff.reset()
         self._reconnect_due = False
 
@@ -476,7 +479,8 @@ class MQTTClient:
         session = self.session
         rx = self._rx
         have = self._rx_length
-        if self._after_connack:
+        settling = self._after_connack
+        if settling:
             # What came after CONNACK in its read, kept until connect() had
             # returned and on_connect run: handled now, without waiting.
             self._after_connack = False
@@ -523,8 +527,14 @@ class MQTTClient:
                 if not n:
                     break
                 consumed += n
+        except BaseException as e:
+            self._rx_length = 0  # part walked: the rest is dropped, not walked twice
+            self._walk_failed(e)  # mqtt.client_more
+            raise
         finally:
             self._receiving = False
+        if settling and self.backoff is not None:
+            self.backoff.reset()  # what came behind CONNACK was sound: the connect counts
         left = have - consumed
         if left and consumed:
             for i in range(left):

@@ -31,6 +31,7 @@ METHODS = (
     "_subacked",
     "_unsubacked",
     "_callback_failed",
+    "_walk_failed",
 )
 
 
@@ -184,6 +185,19 @@ def deliver(self, buf, packet):
         # QoS 0 messages the callback batched (autoflush off) filled the
         # transmit buffer: out with them, so that this message's ack fits.
         self._flush()
+
+
+def _walk_failed(self, error):
+    """An error escaped the session's walk of the receive buffer
+    (MQTTClient._read), which it had walked part of: the rest cannot be told
+    apart now, and is dropped rather than walked twice (a QoS 0 message
+    would come twice). A link error poll() drops the link for itself; any
+    other (a MemoryError on a fragmented heap) drops it here, so that the
+    broker sends what went unread again."""
+    from mqtt.errors import KeepaliveTimeout, ProtocolError
+
+    if self.connected and not isinstance(error, (OSError, ProtocolError, KeepaliveTimeout)):
+        self._drop(error)
 
 
 def log_downgrade(self):

@@ -65,3 +65,105 @@ def test_after_a_reconnect_too():
             break
     assert order == [("connect", False), ("connect", True), ("message", b"while away")], order
     assert puback(9) in bytes(streams[1].written)
+
+
+def test_a_malformed_packet_behind_every_connack_does_not_reset_the_backoff():
+    # A connect is counted good once what came behind its CONNACK was
+    # handled: else such a broker is reconnected to at the shortest step
+    # for ever (the node would publish online, subscribe and flush its store
+    # twice a second).
+    malformed = b"\x36\x05\x00\x01a\x00\x01"  # a PUBLISH with QoS 3
+
+    def transport(client, deadline):
+        stream = ScriptedStream()
+        stream.chunks = [CONNACK_SESSION_PRESENT + malformed]
+        return stream
+
+    settings = {"clean_session": False, "reconnect_min_ms": 1, "reconnect_max_ms": 1000, "transport": transport}
+    client = MQTTClient("kitchen-node", "broker.invalid", **settings)
+    client.start_reconnecting()
+    for _ in range(200):  # bounded: 1 + 2 + 4 + 8 + 16 ms of steps, and polls between them
+        client.poll(20)
+        if client.disconnects >= 5:
+            break
+    assert client.connects >= 5 and client.disconnects >= 5, (client.connects, client.disconnects)
+    assert client.backoff.attempts >= 5  # each drop took the next, longer step
+
+
+def test_sound_bytes_behind_connack_make_the_connect_count_good():
+    streams = []
+
+    def transport(client, deadline):
+        stream = EndingStream()
+        stream.chunks = [CONNACK_SESSION_PRESENT + publish_packet(TOPIC, b"queued")]
+        streams.append(stream)
+        return stream
+
+    settings = {"clean_session": False, "reconnect_min_ms": 1, "reconnect_max_ms": 1000, "transport": transport}
+    client = MQTTClient("kitchen-node", "broker.invalid", **settings)
+    order = recording(client)
+    client.connect()
+    streams[0].chunks.append(EOF_CHUNK)
+    for _ in range(50):
+        client.poll(5)
+        if client.connects == 2 and len(order) == 4:
+            break
+    assert order == [("connect", True), ("message", b"queued")] * 2, order
+    assert client.backoff.attempts == 0  # the second connect was good: the steps start again
+
+
+class Shortage(MemoryError):
+    pass
+
+
+def test_an_error_escaping_the_walk_drops_the_rest_and_the_link_never_walks_it_twice():
+    # A MemoryError while the second message behind CONNACK is delivered (a
+    # fragmented heap): poll() raises it; the message before it is not
+    # delivered again, and the link is dropped, for the broker to send the
+    # rest again on the next one.
+    import mqtt.client_more as client_more
+
+    streams = []
+
+    def transport(client, deadline):
+        stream = ScriptedStream()
+        if not streams:
+            stream.chunks = [
+                CONNACK_SESSION_PRESENT + publish_packet(TOPIC, b"one", 1, 1) + publish_packet(TOPIC, b"two", 1, 2)
+            ]
+        else:  # the broker sends again what was not acknowledged
+            stream.chunks = [CONNACK_SESSION_PRESENT + publish_packet(TOPIC, b"two", 1, 2)]
+        streams.append(stream)
+        return stream
+
+    client = MQTTClient("kitchen-node", "broker.invalid", clean_session=False, reconnect_min_ms=1, transport=transport)
+    order = recording(client)
+    real = client_more.deliver
+    failed = []
+
+    def deliver(c, buf, packet):
+        if len(order) == 2 and not failed:
+            failed.append(True)
+            raise Shortage("fragmented")
+        real(c, buf, packet)
+
+    client_more.deliver = deliver
+    try:
+        client.connect()
+        try:
+            client.poll(0)
+        except Shortage:
+            pass
+        else:
+            raise AssertionError("the MemoryError went unseen")
+        assert not client.connected and client.disconnects == 1
+        assert client._rx_length == 0
+        for _ in range(50):
+            client.poll(5)
+            if len(order) == 4:
+                break
+    finally:
+        client_more.deliver = real
+    assert order == [("connect", True), ("message", b"one"), ("connect", True), ("message", b"two")], order
+    # On the first link, "one" was handled once (its PUBACK, queued, went
+    # with the link: a broker sends it again, QoS 1's at least once).
