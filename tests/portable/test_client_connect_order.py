@@ -3,7 +3,7 @@
 # for each of them, as paho does (a handler may set up in on_connect what
 # on_message uses). Through the scripted stream of test_client_reentry.
 from mqtt.client import MQTTClient
-from test_client_reentry import ScriptedStream, puback, publish_packet
+from test_client_reentry import CONNACK, ScriptedStream, puback, publish_packet
 
 TOPIC = b"house/kitchen/node/set/interval"
 CONNACK_SESSION_PRESENT = b"\x20\x02\x01\x00"
@@ -17,6 +17,28 @@ class EndingStream(ScriptedStream):
         if self.chunks and self.chunks[0] == EOF_CHUNK:
             return 0
         return ScriptedStream.readinto(self, buf, length)
+
+
+def reconnecting(chunks_for_link, max_ms=1000):
+    """A client (a kept session, backoff steps from 1 ms) whose n-th link
+    reads chunks_for_link(n), and the list of those links' streams."""
+    streams = []
+
+    def transport(client, deadline):
+        stream = EndingStream()
+        stream.chunks = chunks_for_link(len(streams))
+        streams.append(stream)
+        return stream
+
+    settings = {"clean_session": False, "reconnect_min_ms": 1, "reconnect_max_ms": max_ms, "transport": transport}
+    return MQTTClient("kitchen-node", "broker.invalid", **settings), streams
+
+
+def poll_until(client, done, rounds=200):
+    for _ in range(rounds):  # bounded; a reconnect comes within a few ms
+        client.poll(5)
+        if done():
+            return
 
 
 def recording(client):
@@ -45,24 +67,13 @@ def test_messages_behind_connack_come_after_on_connect():
 
 
 def test_after_a_reconnect_too():
-    streams = []
-
-    def transport(client, deadline):
-        stream = EndingStream()
-        if streams:  # the second link: the broker kept the session and a message for it
-            stream.chunks = [CONNACK_SESSION_PRESENT + publish_packet(TOPIC, b"while away", 1, 9)]
-        streams.append(stream)
-        return stream
-
-    settings = {"clean_session": False, "reconnect_min_ms": 1, "reconnect_max_ms": 2, "transport": transport}
-    client = MQTTClient("kitchen-node", "broker.invalid", **settings)
+    # The second link: the broker kept the session and a message for it.
+    away = CONNACK_SESSION_PRESENT + publish_packet(TOPIC, b"while away", 1, 9)
+    client, streams = reconnecting(lambda n: [away] if n else [CONNACK], max_ms=2)
     order = recording(client)
     client.connect()
-    streams[0].chunks.append(EOF_CHUNK)
-    for _ in range(50):  # the link drops, the client reconnects after 1-2 ms
-        client.poll(5)
-        if len(order) == 3:
-            break
+    streams[0].chunks.append(EOF_CHUNK)  # the link drops, the client reconnects after 1-2 ms
+    poll_until(client, lambda: len(order) == 3)
     assert order == [("connect", False), ("connect", True), ("message", b"while away")], order
     assert puback(9) in bytes(streams[1].written)
 
@@ -73,41 +84,19 @@ def test_a_malformed_packet_behind_every_connack_does_not_reset_the_backoff():
     # for ever (the node would publish online, subscribe and flush its store
     # twice a second).
     malformed = b"\x36\x05\x00\x01a\x00\x01"  # a PUBLISH with QoS 3
-
-    def transport(client, deadline):
-        stream = ScriptedStream()
-        stream.chunks = [CONNACK_SESSION_PRESENT + malformed]
-        return stream
-
-    settings = {"clean_session": False, "reconnect_min_ms": 1, "reconnect_max_ms": 1000, "transport": transport}
-    client = MQTTClient("kitchen-node", "broker.invalid", **settings)
+    client, _ = reconnecting(lambda n: [CONNACK_SESSION_PRESENT + malformed])
     client.start_reconnecting()
-    for _ in range(200):  # bounded: 1 + 2 + 4 + 8 + 16 ms of steps, and polls between them
-        client.poll(20)
-        if client.disconnects >= 5:
-            break
+    poll_until(client, lambda: client.disconnects >= 5)  # steps of 1, 2, 4, 8 and 16 ms
     assert client.connects >= 5 and client.disconnects >= 5, (client.connects, client.disconnects)
     assert client.backoff.attempts >= 5  # each drop took the next, longer step
 
 
 def test_sound_bytes_behind_connack_make_the_connect_count_good():
-    streams = []
-
-    def transport(client, deadline):
-        stream = EndingStream()
-        stream.chunks = [CONNACK_SESSION_PRESENT + publish_packet(TOPIC, b"queued")]
-        streams.append(stream)
-        return stream
-
-    settings = {"clean_session": False, "reconnect_min_ms": 1, "reconnect_max_ms": 1000, "transport": transport}
-    client = MQTTClient("kitchen-node", "broker.invalid", **settings)
+    client, streams = reconnecting(lambda n: [CONNACK_SESSION_PRESENT + publish_packet(TOPIC, b"queued")])
     order = recording(client)
     client.connect()
     streams[0].chunks.append(EOF_CHUNK)
-    for _ in range(50):
-        client.poll(5)
-        if client.connects == 2 and len(order) == 4:
-            break
+    poll_until(client, lambda: client.connects == 2 and len(order) == 4)
     assert order == [("connect", True), ("message", b"queued")] * 2, order
     assert client.backoff.attempts == 0  # the second connect was good: the steps start again
 
@@ -123,20 +112,9 @@ def test_an_error_escaping_the_walk_drops_the_rest_and_the_link_never_walks_it_t
     # rest again on the next one.
     import mqtt.client_more as client_more
 
-    streams = []
-
-    def transport(client, deadline):
-        stream = ScriptedStream()
-        if not streams:
-            stream.chunks = [
-                CONNACK_SESSION_PRESENT + publish_packet(TOPIC, b"one", 1, 1) + publish_packet(TOPIC, b"two", 1, 2)
-            ]
-        else:  # the broker sends again what was not acknowledged
-            stream.chunks = [CONNACK_SESSION_PRESENT + publish_packet(TOPIC, b"two", 1, 2)]
-        streams.append(stream)
-        return stream
-
-    client = MQTTClient("kitchen-node", "broker.invalid", clean_session=False, reconnect_min_ms=1, transport=transport)
+    one, two = publish_packet(TOPIC, b"one", 1, 1), publish_packet(TOPIC, b"two", 1, 2)
+    # The second link: the broker sends again what was not acknowledged.
+    client, _ = reconnecting(lambda n: [CONNACK_SESSION_PRESENT + two] if n else [CONNACK_SESSION_PRESENT + one + two])
     order = recording(client)
     real = client_more.deliver
     failed = []
@@ -158,10 +136,7 @@ def test_an_error_escaping_the_walk_drops_the_rest_and_the_link_never_walks_it_t
             raise AssertionError("the MemoryError went unseen")
         assert not client.connected and client.disconnects == 1
         assert client._rx_length == 0
-        for _ in range(50):
-            client.poll(5)
-            if len(order) == 4:
-                break
+        poll_until(client, lambda: len(order) == 4)
     finally:
         client_more.deliver = real
     assert order == [("connect", True), ("message", b"one"), ("connect", True), ("message", b"two")], order
