@@ -309,9 +309,9 @@ class MQTTClient:
                 elif session.out_count:
                     self._flush()  # acks for what was read
             except Exception as e:
-                from mqtt.errors import KeepaliveTimeout, ProtocolError
+                from mqtt.errors import is_link_failure
 
-                if not isinstance(e, (OSError, ProtocolError, KeepaliveTimeout)):
+                if not is_link_failure(e):
                     raise
                 self._drop(e)
                 wait = self.reconnect_in_ms()

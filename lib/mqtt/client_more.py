@@ -194,9 +194,9 @@ def _walk_failed(self, error):
     would come twice). A link error poll() drops the link for itself; any
     other (a MemoryError on a fragmented heap) drops it here, so that the
     broker sends what went unread again."""
-    from mqtt.errors import KeepaliveTimeout, ProtocolError
+    from mqtt.errors import is_link_failure
 
-    if self.connected and not isinstance(error, (OSError, ProtocolError, KeepaliveTimeout)):
+    if self.connected and not is_link_failure(error):
         self._drop(error)
 
 

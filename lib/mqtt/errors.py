@@ -41,6 +41,12 @@ class TLSError(OSError):
     (or its lack of one), or the two ends agreed on nothing."""
 
 
+def is_link_failure(error):
+    """An error that ends the link (poll() drops it and reconnects): any
+    OSError, a packet 3.1.1 does not allow, a silent broker."""
+    return isinstance(error, (OSError, ProtocolError, KeepaliveTimeout))
+
+
 _ETIMEDOUT = (110, 116, 60)  # Linux, lwIP (ESP32, RP2040), BSD/macOS
 
 
