@@ -80,6 +80,16 @@ def unique_id(prefix):
     return "%s-%s" % (prefix, tag)
 
 
+def raised_by(fn, *args):
+    """The exception fn(*args) raises (MicroPython has no pytest.raises);
+    AssertionError if it returns."""
+    try:
+        fn(*args)
+    except Exception as e:  # noqa: BLE001 - the caller checks which
+        return e
+    raise AssertionError("%s raised nothing" % (fn,))
+
+
 def allocated_by(fn, *args):
     """Heap bytes allocated while fn(*args) runs, with the collector off.
     Only meaningful on MicroPython; CPython reports 0."""
