@@ -40,11 +40,11 @@ class Logs:
         return [line for line in self.lines if text in line]
 
 
-def make_node(tag, sensors=SENSORS, reset=None, **settings):
-    host, port = broker_address()
+def board_settings(room, name, host, port, sensors=SENSORS, **settings):
+    """A board file's settings, as node.config loads them, for a test's node."""
     board = {
-        "ROOM": unique_id("room" + tag),
-        "NODE": unique_id("node" + tag),
+        "ROOM": room,
+        "NODE": name,
         "BROKER": {"host": host, "port": port, "keepalive_s": 30, "clean_session": True},
         "SENSORS": sensors,
         "DISCOVERY": False,  # retained configs would outlive the test on the shared broker
@@ -56,8 +56,14 @@ def make_node(tag, sensors=SENSORS, reset=None, **settings):
     }
     for key in settings:
         board[key] = settings[key]
+    return config.load(FakeBoard(board))
+
+
+def make_node(tag, sensors=SENSORS, reset=None, **settings):
+    host, port = broker_address()
+    board = board_settings(unique_id("room" + tag), unique_id("node" + tag), host, port, sensors, **settings)
     logs = Logs()
-    node = Node(config.load(FakeBoard(board)), "test board", log=logs, reset=reset)
+    node = Node(board, "test board", log=logs, reset=reset)
     return node, logs
 
 

@@ -4,10 +4,9 @@
 # derived from its name, says so, and publishes.
 from memory_broker import MemoryBroker
 from mqtt.client import MQTTClient
-from node import config
 from node.node import Node
 from node.strict_id import _crc32, strict_client_id
-from node_harness import FakeBoard, Logs, sim
+from node_harness import Logs, board_settings, sim
 
 STRICT = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
@@ -46,21 +45,12 @@ def test_a_name_that_is_strict_already_is_kept():
 
 
 def node_on(broker, name, logs):
-    board = {
-        "ROOM": "kitchen",
-        "NODE": name,
-        "BROKER": {"host": "broker.invalid", "port": 1883, "keepalive_s": 30, "clean_session": True},
-        "SENSORS": [sim("sim_temperature", 41, 1, period_s=1)],
-        "DISCOVERY": False,
-        "DIAGNOSTICS_S": 0,
-        "INFLIGHT": 4,
-        "MAX_PACKET": 256,
-        "BUFFER": 8,
-    }
+    sensors = [sim("sim_temperature", 41, 1, period_s=1)]
+    board = board_settings("kitchen", name, "broker.invalid", 1883, sensors, BUFFER=8)
     client = MQTTClient(
         name, "broker.invalid", inflight_max=4, reconnect_min_ms=10, reconnect_max_ms=20, transport=broker.transport
     )
-    return Node(config.load(FakeBoard(board)), "test board", client=client, log=logs)
+    return Node(board, "test board", client=client, log=logs)
 
 
 def run_until_published(node, broker, cycles=400):
