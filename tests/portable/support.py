@@ -74,6 +74,15 @@ def fresh_dir(name):
     return path
 
 
+def remove_dir(path):
+    """Removes a folder fresh_dir gave, with the files a test left in it."""
+    import os
+
+    for entry in os.listdir(path):
+        os.remove(path + "/" + entry)
+    os.rmdir(path)
+
+
 def unique_id(prefix):
     # Client ids and topics must not collide between tests sharing one broker.
     tag = getenv("TEST_UNIQUE") or "x"

@@ -1,7 +1,6 @@
 # Readings taken while the link is down wait in the node's RAM ring and go
 # out oldest first after reconnect; an overflowing ring drops the oldest.
 # With a flash store, readings wait there, and in the ring when it fails.
-import os
 
 from flaky_flash import FlakyFlash
 from node.fixed import format_fixed
@@ -17,7 +16,7 @@ from node_harness import (
     subscriber,
     temperature_text,
 )
-from support import fresh_dir, poll_until
+from support import fresh_dir, poll_until, remove_dir
 
 NEEDS_NETWORK = True  # a broker or sockets: not on the 32-bit runtime
 
@@ -142,9 +141,7 @@ def test_readings_go_out_once_in_order_when_the_store_fails_for_a_while():
         flash.failing = False
         finish(node, [sub])
         node.store.close()
-        for entry in os.listdir(path):
-            os.remove(path + "/" + entry)
-        os.rmdir(path)
+        remove_dir(path)
 
 
 def test_readings_waiting_in_the_store_keep_their_topics_when_the_sensor_list_changes():
@@ -186,9 +183,7 @@ def test_readings_waiting_in_the_store_keep_their_topics_when_the_sensor_list_ch
         node.client.publish = publish
         finish(node, [])
         node.store.close()
-        for entry in os.listdir(path):
-            os.remove(path + "/" + entry)
-        os.rmdir(path)
+        remove_dir(path)
 
 
 def format_text(value, decimals):

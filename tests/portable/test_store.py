@@ -11,7 +11,7 @@ from binascii import crc32
 from compat import ticks_add
 from flaky_flash import FlakyFlash
 from node.store import FlashStore
-from support import allocated_by, fresh_dir, heap_locked
+from support import allocated_by, fresh_dir, heap_locked, remove_dir
 
 SMALL_HEAP = True
 
@@ -39,12 +39,6 @@ def taken_of(i):
 
 def fields(i):
     return channel_of(i), value_of(i), taken_of(i)
-
-
-def remove_dir(path):
-    for entry in os.listdir(path):
-        os.remove(path + "/" + entry)
-    os.rmdir(path)
 
 
 def small(path, **kwargs):

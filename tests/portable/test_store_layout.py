@@ -6,19 +6,13 @@
 import os
 
 from node.store import FlashStore
-from support import allocated_by, fresh_dir, heap_locked
+from support import allocated_by, fresh_dir, heap_locked, remove_dir
 
 
 def open_store(path, names, **kwargs):
     settings = {"capacity": 64, "flush_every": 4, "segment_bytes": 256}
     settings.update(kwargs)
     return FlashStore(path, channels=len(names), names=names, **settings)
-
-
-def remove_dir(path):
-    for entry in os.listdir(path):
-        os.remove(path + "/" + entry)
-    os.rmdir(path)
 
 
 def take(store, names, readings):
